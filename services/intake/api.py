@@ -1,0 +1,146 @@
+"""Intake's HTTP routes: the public submission API and the staff command API."""
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.intake import domain, handlers
+from shared.auth import StaffPrincipal
+from shared.contract.consultation import ApplicantPersonal, ConsultationSubmitted, WithdrawalReason
+from shared.contract.vocabulary import (
+    ApplicantKind,
+    Channel,
+    DevelopmentStage,
+    Language,
+    ProductKind,
+    SupportField,
+)
+from shared.http import Problem, not_found, staff_principal
+from shared.hubs import Hub
+from shared.observability import correlation_id
+
+
+class ConsultationRequest(BaseModel):
+    """What an applicant sends; the hub comes from the path, the id and time from intake."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: Language = Language.JA
+    applicant_kind: ApplicantKind
+    organization: str = Field(min_length=1, max_length=300)
+    title: str = Field(min_length=1, max_length=300)
+    product_kind: ProductKind
+    development_stage: DevelopmentStage
+    topics: list[SupportField] = Field(min_length=1, max_length=len(SupportField))
+    consent_to_share: bool = False
+    contact_name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    phone: str | None = Field(default=None, max_length=40)
+    body: str = Field(min_length=1, max_length=20_000)
+
+
+class Accepted(BaseModel):
+    consultation_id: uuid.UUID
+    status: str
+
+
+class WithdrawalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: WithdrawalReason = "applicant_request"
+
+
+def _correlation() -> uuid.UUID:
+    value = correlation_id.get()
+    try:
+        return uuid.UUID(value) if value else uuid.uuid4()
+    except ValueError:
+        return uuid.uuid4()
+
+
+def create_router(
+    sessions: async_sessionmaker[AsyncSession], hubs: dict[str, Hub], *, auth_secret: str, on_commit: Callable[[], None]
+) -> APIRouter:
+    router = APIRouter(prefix="/v1/hubs/{hub}/consultations", tags=["consultations"])
+    staff = staff_principal(auth_secret)
+
+    def known_hub(hub: str) -> str:
+        if hub not in hubs:
+            raise not_found(f"窓口 '{hub}' ", f"Hub '{hub}'")
+        return hub
+
+    @router.post(
+        "", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, summary="Submit a consultation (public)"
+    )
+    async def submit(
+        hub: Annotated[str, Depends(known_hub)],
+        request: ConsultationRequest,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Accepted:
+        submitted = ConsultationSubmitted(
+            consultation_id=uuid.uuid4(),
+            hub=hub,
+            submitted_at=datetime.now(UTC),
+            channel=Channel.API,
+            language=request.language,
+            applicant_kind=request.applicant_kind,
+            organization=request.organization,
+            title=request.title,
+            product_kind=request.product_kind,
+            development_stage=request.development_stage,
+            topics=tuple(dict.fromkeys(request.topics)),
+            consent_to_share=request.consent_to_share,
+            personal=ApplicantPersonal(
+                contact_name=request.contact_name, email=request.email, phone=request.phone, body=request.body
+            ),
+        )
+        async with sessions.begin() as session:
+            consultation_id, created = await handlers.submit_consultation(
+                session, submitted, correlation_id=_correlation(), idempotency_key=idempotency_key
+            )
+        if created:
+            on_commit()
+        return Accepted(consultation_id=consultation_id, status="submitted")
+
+    @router.post(
+        "/{consultation_id}/withdrawal",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=Accepted,
+        summary="Record that a consultation is withdrawn (staff)",
+    )
+    async def withdraw(
+        hub: Annotated[str, Depends(known_hub)],
+        consultation_id: uuid.UUID,
+        body: WithdrawalRequest,
+        principal: Annotated[StaffPrincipal, Depends(staff)],
+    ) -> Accepted:
+        if principal.hub != hub:
+            raise not_found("相談", "Consultation")
+        try:
+            async with sessions.begin() as session:
+                withdrawn = await handlers.withdraw_consultation(
+                    session,
+                    hub=hub,
+                    consultation_id=consultation_id,
+                    reason=body.reason,
+                    recorded_by=principal.subject,
+                    correlation_id=_correlation(),
+                )
+        except domain.AlreadyWithdrawn as error:
+            raise Problem(
+                409,
+                "already_withdrawn",
+                ja="この相談は既に取り下げられています",
+                en="This consultation is already withdrawn",
+            ) from error
+        if withdrawn is None:
+            raise not_found("相談", "Consultation")
+        on_commit()
+        return Accepted(consultation_id=consultation_id, status=withdrawn.status.value)
+
+    return router

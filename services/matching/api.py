@@ -1,0 +1,72 @@
+"""Matching's HTTP routes: the hub's supporter roster (staff only)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.matching import domain, handlers, repository
+from shared.auth import StaffPrincipal
+from shared.contract.vocabulary import Language, SupportField
+from shared.http import not_found, staff_principal
+
+
+class SupporterBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str = Field(min_length=1, max_length=200)
+    fields: list[SupportField] = Field(min_length=1)
+    languages: list[Language] = Field(min_length=1)
+    active: bool = True
+
+
+class SupporterView(SupporterBody):
+    id: str
+    hub: str
+
+
+def _view(supporter: domain.Supporter) -> SupporterView:
+    return SupporterView(
+        id=supporter.id,
+        hub=supporter.hub,
+        display_name=supporter.display_name,
+        fields=list(supporter.fields),
+        languages=list(supporter.languages),
+        active=supporter.active,
+    )
+
+
+def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_secret: str) -> APIRouter:
+    router = APIRouter(prefix="/v1/hubs/{hub}/supporters", tags=["roster"])
+    staff = staff_principal(auth_secret)
+
+    def own_hub(hub: str, principal: Annotated[StaffPrincipal, Depends(staff)]) -> str:
+        if principal.hub != hub:
+            raise not_found(f"窓口 '{hub}' ", f"Hub '{hub}'")
+        return hub
+
+    @router.put("/{supporter_id}", response_model=SupporterView, summary="Register or update a supporter")
+    async def put_supporter(
+        hub: Annotated[str, Depends(own_hub)],
+        supporter_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")],
+        body: SupporterBody,
+    ) -> SupporterView:
+        supporter = domain.Supporter(
+            id=supporter_id,
+            hub=hub,
+            display_name=body.display_name,
+            fields=tuple(dict.fromkeys(body.fields)),
+            languages=tuple(dict.fromkeys(body.languages)),
+            active=body.active,
+        )
+        async with sessions.begin() as session:
+            await handlers.register_supporter(session, supporter)
+        return _view(supporter)
+
+    @router.get("", response_model=list[SupporterView], summary="The hub's supporter roster")
+    async def list_supporters(hub: Annotated[str, Depends(own_hub)]) -> list[SupporterView]:
+        async with sessions() as session:
+            return [_view(s) for s in await repository.list_supporters(session, hub)]
+
+    return router

@@ -1,0 +1,9 @@
+"""Entry point: `python -m services.notify serve|migrate`."""
+
+from pathlib import Path
+
+from services.notify.app import create_app
+from services.notify.settings import NotifySettings
+from shared.cli import main
+
+main("notify", settings_type=NotifySettings, create_app=create_app, migrations_dir=Path(__file__).parent / "migrations")

@@ -1,0 +1,93 @@
+"""v1 payloads of the consultation lifecycle. Personal data sits only under `personal`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from shared.contract.envelope import EventData
+from shared.contract.vocabulary import (
+    ApplicantKind,
+    Channel,
+    DevelopmentStage,
+    Language,
+    ProductKind,
+    SupportField,
+)
+
+
+class ApplicantPersonal(BaseModel):
+    """Contact details and free text: what may be kept off partner topics, encrypted or erased."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    contact_name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    phone: str | None = Field(default=None, max_length=40)
+    body: str = Field(min_length=1, max_length=20_000, description="相談内容: the question in the applicant's words")
+
+
+class ConsultationSubmitted(EventData):
+    event_type: ClassVar[str] = "hubnet.consultation.submitted.v1"
+
+    consultation_id: uuid.UUID
+    hub: str
+    submitted_at: datetime
+    channel: Channel
+    language: Language
+    applicant_kind: ApplicantKind
+    organization: str = Field(min_length=1, max_length=300, description="事業者: company or institution")
+    title: str = Field(min_length=1, max_length=300)
+    product_kind: ProductKind
+    development_stage: DevelopmentStage
+    topics: tuple[SupportField, ...] = Field(min_length=1)
+    consent_to_share: bool = Field(
+        default=False, description="The applicant agrees that the case may be referred to another hub"
+    )
+    personal: ApplicantPersonal
+
+
+WithdrawalReason = Literal["applicant_request", "duplicate", "other"]
+
+
+class ConsultationWithdrawn(EventData):
+    event_type: ClassVar[str] = "hubnet.consultation.withdrawn.v1"
+
+    consultation_id: uuid.UUID
+    withdrawn_at: datetime
+    reason: WithdrawalReason
+    recorded_by: str = Field(min_length=1, description="The staff member who recorded it")
+
+
+class MatchCandidate(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    supporter_id: str
+    display_name: str
+    fields: tuple[SupportField, ...]
+    languages: tuple[Language, ...]
+    score: float = Field(ge=0)
+
+
+class MatchProposed(EventData):
+    event_type: ClassVar[str] = "hubnet.match.proposed.v1"
+
+    consultation_id: uuid.UUID
+    proposed_at: datetime
+    rule: str = Field(description="Name and version of the rule that ranked the candidates")
+    candidates: tuple[MatchCandidate, ...]
+
+
+class NotificationSent(EventData):
+    event_type: ClassVar[str] = "hubnet.notification.sent.v1"
+
+    consultation_id: uuid.UUID
+    notification_id: uuid.UUID
+    sent_at: datetime
+    channel: Literal["email", "webhook"]
+    template: str
+    recipient_role: Literal["applicant", "supporter", "hub"]
+    language: Language

@@ -1,0 +1,81 @@
+"""The CloudEvents 1.0 compatible envelope every hubnet event travels in (structured JSON mode)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# CloudEvents extension attribute names are lower-case letters and digits only, hence the
+# aliases: Python says correlation_id, the wire says correlationid.
+
+
+class EventData(BaseModel):
+    """Base of every versioned payload. Unknown fields are ignored so that a producer may add
+    optional fields within a version without breaking older consumers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_type: ClassVar[str]
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: uuid.UUID
+    source: str = Field(min_length=1, description="Producing service, e.g. /hubnet/intake")
+    type: str = Field(pattern=r"^hubnet\.[a-z_]+\.[a-z_]+\.v[0-9]+$")
+    time: datetime
+    subject: str = Field(min_length=1, description="The consultation id; also the Kafka key")
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = None
+    hub: str = Field(pattern=r"^[a-z][a-z0-9-]{1,31}$")
+    correlation_id: uuid.UUID = Field(alias="correlationid")
+    causation_id: uuid.UUID | None = Field(default=None, alias="causationid")
+    data: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+DataT = TypeVar("DataT", bound=EventData)
+
+
+@dataclass(frozen=True, slots=True)
+class Event(Generic[DataT]):
+    """An envelope whose payload has been parsed into its versioned model."""
+
+    envelope: Envelope
+    data: DataT
+
+
+def new_envelope(
+    data: EventData,
+    *,
+    source: str,
+    hub: str,
+    subject: str,
+    correlation_id: uuid.UUID | None = None,
+    causation: Envelope | None = None,
+    time: datetime | None = None,
+) -> Envelope:
+    """Wrap a payload. An event caused by another inherits its correlation id."""
+    event_id = uuid.uuid4()
+    if correlation_id is None:
+        correlation_id = causation.correlation_id if causation is not None else event_id
+    return Envelope(
+        id=event_id,
+        source=source,
+        type=data.event_type,
+        time=time or datetime.now(UTC),
+        subject=subject,
+        dataschema=f"hubnet:schemas/{data.event_type}.json",
+        hub=hub,
+        correlation_id=correlation_id,
+        causation_id=causation.id if causation is not None else None,
+        data=data.model_dump(mode="json"),
+    )

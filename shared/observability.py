@@ -1,0 +1,70 @@
+"""Metrics, JSON logs and the correlation id that ties a request to every event it causes."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import uuid
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pythonjsonlogger.json import JsonFormatter
+
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+
+def new_correlation_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class ServiceMetrics:
+    """The metrics shared wiring records, named hubnet_<service>_<thing>_<unit>."""
+
+    def __init__(self, service: str, registry: CollectorRegistry) -> None:
+        prefix = f"hubnet_{service}"
+        self.registry = registry
+        self.events = Counter(
+            f"{prefix}_events_total",
+            "Consumed events by type and outcome (applied, duplicate, ignored, dead_lettered, retried)",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.event_seconds = Histogram(
+            f"{prefix}_event_processing_seconds",
+            "Time to apply one event, transaction included",
+            ["type"],
+            registry=registry,
+        )
+        self.outbox_published = Counter(
+            f"{prefix}_outbox_published_total", "Outbox rows published to Kafka", registry=registry
+        )
+        self.outbox_errors = Counter(
+            f"{prefix}_outbox_relay_errors_total", "Failed outbox relay rounds", registry=registry
+        )
+
+
+class _CorrelationFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.correlation_id = correlation_id.get()
+        return True
+
+
+def configure_logging(service: str, *, level: str, json: bool) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_CorrelationFilter())
+    if json:
+        handler.setFormatter(
+            JsonFormatter(
+                "{asctime}{levelname}{name}{message}{correlation_id}",
+                style="{",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                static_fields={"service": service},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiokafka", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

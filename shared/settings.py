@@ -1,0 +1,45 @@
+"""Settings every service shares; each service adds its own knobs in its settings.py (env prefix HUBNET_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUBNET_", extra="ignore", frozen=True)
+
+    database_url: str = "postgresql+asyncpg://hubnet:hubnet@127.0.0.1:15432/hubnet"
+    database_pool_size: int = 10
+
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_request_timeout_ms: int = 10_000
+    # A pattern subscription sees a new hub's topic at the next metadata refresh.
+    kafka_metadata_max_age_ms: int = 30_000
+    consultation_topic_pattern: str = r"^hubnet\.[a-z][a-z0-9-]*\.consultations$"
+    consumer_group_suffix: str = ""
+
+    auth_secret: SecretStr = SecretStr("hubnet-local-development-secret-change-me")
+    admin_token: SecretStr | None = None
+    hubs_file: Path | None = None
+
+    host: str = "127.0.0.1"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    outbox_poll_interval_s: float = 0.2
+    outbox_batch_size: int = 500
+    consumer_max_attempts: int = 5
+    consumer_retry_backoff_s: float = 0.2
+
+    @property
+    def http_port(self) -> int:
+        """The port this service listens on; each service's settings name it."""
+        raise NotImplementedError

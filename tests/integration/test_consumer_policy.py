@@ -1,0 +1,139 @@
+"""The one consumer policy, on the real broker and database: effects once, dead letters, offsets after effects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.matching import tables as matching_tables
+from services.matching.app import GROUP, create_app
+from services.matching.settings import MatchingSettings
+from tests.integration import events
+from tests.integration.conftest import ROOT, Infra, TestHub, running
+from tests.support import read_topic, wait_for
+
+SUBMITTED = "hubnet.consultation.submitted.v1"
+
+
+async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> list[int]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        return [(await producer.send_and_wait(topic, value, key=key)).offset for key, value in messages]
+    finally:
+        await producer.stop()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
+async def _count(database_url: str, statement: Any) -> int:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+def _partition_of(records: list[Any], key: bytes) -> TopicPartition:
+    record = next(r for r in records if r.key == key)
+    return TopicPartition(record.topic, record.partition)
+
+
+async def test_event_is_applied_once_when_consumer_killed_after_effect_before_offset_commit(
+    infra: Infra, hub: TestHub, database_url: str, service_settings: dict[str, Any]
+) -> None:
+    envelope = events.submitted(hub.id)
+    key = envelope.subject.encode()
+    [offset] = await _produce(infra.bootstrap, hub.topic, [(key, envelope.to_bytes())])
+    group = GROUP + hub.group_suffix
+
+    crashing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration.crashing_consumer", json.dumps(service_settings, default=str),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    assert await asyncio.wait_for(crashing.wait(), timeout=90) == 9, "the consumer should die right after its effect"
+
+    proposals = select(func.count()).select_from(matching_tables.Proposal)
+    assert await _count(database_url, proposals) == 1, "the effect committed before the crash"
+    partition = (await read_topic(infra.bootstrap, hub.topic, count=1, timeout=10))[0].partition
+    assert (await _committed(infra.bootstrap, group, hub.topic)).get(partition, 0) <= offset, "offset not committed"
+
+    app = create_app(MatchingSettings(**service_settings))
+    async with running(app):
+        metrics = app.state.runtime.metrics
+
+        async def redelivered_and_committed() -> bool:
+            duplicates = metrics.events.labels(SUBMITTED, "duplicate")._value.get()
+            committed = (await _committed(infra.bootstrap, group, hub.topic)).get(partition, 0)
+            return duplicates == 1 and committed > offset
+
+        await wait_for(redelivered_and_committed, timeout=60, what="redelivery recognised and offset committed")
+
+    assert await _count(database_url, proposals) == 1
+    staged = select(func.count()).select_from(matching_tables.outbox_table)
+    assert await _count(database_url, staged) == 1, "MatchProposed staged exactly once"
+
+
+async def test_malformed_messages_go_to_dead_letter_topic_and_next_message_is_processed(
+    infra: Infra, hub: TestHub, database_url: str, service_settings: dict[str, Any]
+) -> None:
+    valid = events.submitted(hub.id)
+    broken_payload = json.loads(valid.to_bytes())
+    broken_payload["id"] = str(uuid.uuid4())
+    del broken_payload["data"]["topics"]
+    key = valid.subject.encode()  # one key: all three on one partition, in this order
+    await _produce(infra.bootstrap, hub.topic, [
+        (key, b"\xff not json at all"),
+        (key, json.dumps(broken_payload).encode()),
+        (key, valid.to_bytes()),
+    ])
+
+    app = create_app(MatchingSettings(**service_settings))
+    proposal = select(func.count()).select_from(matching_tables.Proposal).where(
+        matching_tables.Proposal.consultation_id == uuid.UUID(valid.subject)
+    )
+    async with running(app):
+        await wait_for(lambda: _count(database_url, proposal), timeout=60, what="the valid message applied")
+
+    dead = await read_topic(infra.bootstrap, hub.dead_letter_topic(GROUP), count=2, timeout=10)
+    assert [record.value for record in dead] == [b"\xff not json at all", json.dumps(broken_payload).encode()]
+    reasons = [dict(record.headers)["hubnet-dlt-reason"].decode() for record in dead]
+    assert reasons[0].startswith("not a hubnet envelope")
+    assert reasons[1].startswith(f"invalid {SUBMITTED} payload") and "topics" in reasons[1]
+    assert all(dict(record.headers)["hubnet-dlt-topic"].decode() == hub.topic for record in dead)
+    assert all(record.key == key for record in dead)
+
+
+async def test_same_event_delivered_twice_is_applied_once(
+    infra: Infra, hub: TestHub, database_url: str, service_settings: dict[str, Any]
+) -> None:
+    envelope = events.submitted(hub.id)
+    await _produce(infra.bootstrap, hub.topic, [(envelope.subject.encode(), envelope.to_bytes())] * 2)
+    app = create_app(MatchingSettings(**service_settings))
+    async with running(app):
+        metrics = app.state.runtime.metrics
+
+        async def both_seen() -> bool:
+            applied = metrics.events.labels(SUBMITTED, "applied")._value.get()
+            return applied == 1 and metrics.events.labels(SUBMITTED, "duplicate")._value.get() == 1
+
+        await wait_for(both_seen, timeout=60, what="one applied and one duplicate")
+    assert await _count(database_url, select(func.count()).select_from(matching_tables.Proposal)) == 1

@@ -1,0 +1,90 @@
+"""The contract as a reviewed artifact: schemas are current, published samples still parse and validate."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from shared.contract import EVENT_TYPES, Envelope, data_model_for, new_envelope
+from shared.contract.consultation import ConsultationWithdrawn, MatchProposed
+from shared.contract.schemas import SAMPLES_DIR, SCHEMAS_DIR, generate, stale
+from shared.contract.topics import all_topics, consultations, dead_letter, hub_of
+
+SAMPLES = sorted(SAMPLES_DIR.glob("*.json"))
+
+
+def _load(path: Path) -> dict[str, object]:
+    document: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+def test_committed_schemas_match_the_models() -> None:
+    assert stale() == [], "contract schemas are stale: run `make contracts` and review the diff"
+
+
+def test_every_event_type_has_a_golden_sample() -> None:
+    assert {path.stem for path in SAMPLES} == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
+def test_golden_sample_parses_with_current_models(path: Path) -> None:
+    envelope = Envelope.model_validate(_load(path))
+    model = data_model_for(envelope.type)
+    assert model is not None
+    payload = model.model_validate(envelope.data)
+    assert json.loads(envelope.to_bytes()) == _load(path), "round trip must not change a published message"
+    assert str(getattr(payload, "consultation_id")) == envelope.subject  # noqa: B009
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
+def test_golden_sample_validates_against_committed_schema(path: Path) -> None:
+    sample = _load(path)
+    envelope_schema = _load(SCHEMAS_DIR / "envelope.json")
+    jsonschema.validate(sample, envelope_schema)
+    jsonschema.validate(sample["data"], _load(SCHEMAS_DIR / f"{sample['type']}.json"))
+
+
+def test_payload_ignores_unknown_fields_when_a_producer_adds_optional_ones() -> None:
+    sample = _load(SAMPLES_DIR / "hubnet.match.proposed.v1.json")
+    data = dict(sample["data"])  # type: ignore[call-overload]
+    data["added_in_a_later_minor_change"] = {"anything": True}
+    assert MatchProposed.model_validate(data).rule == "topic-language-overlap/v1"
+
+
+def test_envelope_rejects_type_without_version() -> None:
+    sample = _load(SAMPLES_DIR / "hubnet.match.proposed.v1.json")
+    with pytest.raises(ValueError, match="type"):
+        Envelope.model_validate({**sample, "type": "hubnet.match.proposed"})
+
+
+def test_caused_event_inherits_correlation_id() -> None:
+    cause = Envelope.model_validate(_load(SAMPLES_DIR / "hubnet.consultation.submitted.v1.json"))
+    effect = new_envelope(
+        ConsultationWithdrawn(
+            consultation_id=uuid.UUID(cause.subject), withdrawn_at=cause.time, reason="duplicate", recorded_by="x"
+        ),
+        source="/hubnet/intake", hub=cause.hub, subject=cause.subject, causation=cause,
+    )
+    assert effect.correlation_id == cause.correlation_id
+    assert effect.causation_id == cause.id
+    assert json.loads(effect.to_bytes())["correlationid"] == str(cause.correlation_id)
+
+
+def test_personal_data_sits_only_under_personal() -> None:
+    schema = json.loads(generate()["hubnet.consultation.submitted.v1.json"])
+    top_level = set(schema["properties"])
+    assert {"email", "contact_name", "phone", "body"}.isdisjoint(top_level)
+    assert "personal" in schema["required"]
+
+
+def test_topics_are_per_hub_and_dead_letters_per_consumer() -> None:
+    specs = {spec.name: spec for spec in all_topics(["mediso", "cariso"])}
+    assert specs[consultations("mediso")].partitions > 1
+    assert specs["hubnet.directory"].compacted
+    assert dead_letter("hubnet.matching") in specs
+    assert hub_of("hubnet.mediso.consultations") == "mediso"
+    assert hub_of("hubnet.dlt.matching") is None

@@ -1,0 +1,90 @@
+"""Business rules of each service, without I/O."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from services.intake import domain as intake
+from services.matching import domain as matching
+from services.notify import domain as notify
+from services.notify.templates import Templates
+from services.reporting import domain as reporting
+from shared.contract.vocabulary import Language, SupportField
+
+REG, FUND, IP = SupportField.REGULATION, SupportField.FUNDRAISING, SupportField.IP_STRATEGY
+
+
+def supporter(id: str, fields: tuple[SupportField, ...], languages: tuple[Language, ...], active: bool = True
+              ) -> matching.Supporter:
+    return matching.Supporter(id, "mediso", f"Supporter {id}", fields, languages, active)
+
+
+def test_best_matches_ranks_by_topic_overlap_when_language_fits() -> None:
+    roster = [
+        supporter("a", (REG,), (Language.JA,)),
+        supporter("b", (REG, FUND), (Language.JA, Language.EN)),
+        supporter("c", (IP,), (Language.JA,)),
+    ]
+    ranked = matching.best_matches(roster, (REG, FUND), Language.JA, limit=3)
+    assert [(c.supporter.id, c.score) for c in ranked] == [("b", 1.0), ("a", 0.5)]
+
+
+def test_best_matches_excludes_supporter_when_language_missing() -> None:
+    roster = [supporter("ja-only", (REG,), (Language.JA,)), supporter("bilingual", (REG,), (Language.JA, Language.EN))]
+    assert [c.supporter.id for c in matching.best_matches(roster, (REG,), Language.EN, limit=3)] == ["bilingual"]
+
+
+def test_best_matches_excludes_inactive_supporter() -> None:
+    assert matching.best_matches([supporter("x", (REG,), (Language.JA,), active=False)], (REG,), Language.JA,
+                                 limit=3) == []
+
+
+def test_best_matches_respects_limit() -> None:
+    roster = [supporter(str(i), (REG,), (Language.JA,)) for i in range(10)]
+    assert len(matching.best_matches(roster, (REG,), Language.JA, limit=3)) == 3
+
+
+def test_withdraw_refuses_when_already_withdrawn() -> None:
+    consultation = intake.Consultation(uuid.uuid4(), "mediso", datetime.now(UTC), intake.Status.SUBMITTED)
+    withdrawn = intake.withdraw(consultation, datetime.now(UTC))
+    assert withdrawn.status is intake.Status.WITHDRAWN
+    with pytest.raises(intake.AlreadyWithdrawn):
+        intake.withdraw(withdrawn, datetime.now(UTC))
+
+
+@pytest.mark.parametrize(
+    ("current", "proposed", "expected"),
+    [
+        (None, reporting.Status.SCREENING, reporting.Status.SCREENING),
+        (reporting.Status.SCREENING, reporting.Status.SUBMITTED, reporting.Status.SCREENING),
+        (reporting.Status.SUBMITTED, reporting.Status.SCREENING, reporting.Status.SCREENING),
+        (reporting.Status.WITHDRAWN, reporting.Status.SCREENING, reporting.Status.WITHDRAWN),
+        (reporting.Status.SCREENING, reporting.Status.WITHDRAWN, reporting.Status.WITHDRAWN),
+    ],
+)
+def test_status_only_moves_forward(
+    current: reporting.Status | None, proposed: reporting.Status, expected: reporting.Status
+) -> None:
+    assert reporting.advance(current, proposed) is expected
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    delays = [notify.retry_delay(n).total_seconds() for n in range(1, 15)]
+    assert delays == sorted(delays)
+    assert delays[-1] == 600
+    assert notify.gives_up(8, 8) and not notify.gives_up(7, 8)
+
+
+@pytest.mark.parametrize("language", list(Language))
+def test_acknowledgement_renders_in_consultation_language(language: Language) -> None:
+    rendered = Templates().render(
+        notify.ACKNOWLEDGEMENT, language, hub_name="MEDISO", reference="AB12CD34", contact_name="山田 花子",
+        title="t", organization="o", topics="x",
+    )
+    assert "AB12CD34" in rendered.subject
+    assert ("ご相談を受け付けました" in rendered.subject) is (language is Language.JA)
+    assert ("received your consultation" in rendered.subject) is (language is Language.EN)
+    assert "山田 花子" in rendered.body
