@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import mailbox
 import os
 import time
 from collections.abc import Awaitable, Callable
+from email.message import Message
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from prometheus_client import CollectorRegistry
 
 T = TypeVar("T")
 
@@ -29,8 +32,9 @@ def stack_env() -> dict[str, str]:
     return env
 
 
-async def wait_for(probe: Callable[[], Awaitable[T | None]], *, timeout: float, interval: float = 0.05,
-                   what: str = "condition") -> T:
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Poll until `probe` returns something truthy, and return it; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -44,8 +48,9 @@ async def wait_for(probe: Callable[[], Awaitable[T | None]], *, timeout: float, 
 
 async def read_topic(bootstrap: str, topic: str, *, count: int, timeout: float) -> list[ConsumerRecord[Any, Any]]:
     """Read a topic from the beginning until `count` records arrived (no group, nothing committed)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
     try:
@@ -57,3 +62,35 @@ async def read_topic(bootstrap: str, topic: str, *, count: int, timeout: float) 
     finally:
         await consumer.stop()
     return records
+
+
+async def read_until(
+    bootstrap: str, topic: str, done: Callable[[list[ConsumerRecord[Any, Any]]], bool], *, timeout: float
+) -> list[ConsumerRecord[Any, Any]]:
+    """Read a topic from the beginning until `done(records)` holds; fail after `timeout` seconds."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[Any, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while not done(records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s reading {topic} ({len(records)} records)")
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def mails_about(maildir: str, consultation_id: str) -> list[Message]:
+    """Messages the SMTP sink stored for one consultation."""
+    box = mailbox.Maildir(maildir, create=False)
+    return [message for message in box if message["X-Hubnet-Consultation"] == consultation_id]
+
+
+def counter(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """Current value of a counter sample (0 when it has not been touched yet)."""
+    return registry.get_sample_value(name, labels) or 0.0

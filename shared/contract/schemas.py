@@ -26,7 +26,10 @@ def generate() -> dict[str, str]:
     documents = {"envelope.json": _schema(Envelope, "hubnet:schemas/envelope.json")}
     for event_type, model in sorted(EVENT_TYPES.items()):
         documents[f"{event_type}.json"] = _schema(model, f"hubnet:schemas/{event_type}.json")
-    return {name: json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True) + "\n" for name, doc in documents.items()}
+    return {
+        name: json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        for name, document in documents.items()
+    }
 
 
 def stale() -> list[str]:

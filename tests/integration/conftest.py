@@ -92,8 +92,12 @@ async def hub(infra: Infra, tmp_path: Path) -> AsyncIterator[TestHub]:
     hub_id = f"t{uuid.uuid4().hex[:10]}"
     suffix = f".{hub_id}"
     hubs_file = tmp_path / "hubs.json"
-    hubs_file.write_text(json.dumps([{"id": hub_id, "name_ja": "試験窓口", "name_en": "Test hub",
-                                      "operator_ja": "試験", "operator_en": "Test"}]), encoding="utf-8")
+    hubs_file.write_text(
+        json.dumps(
+            [{"id": hub_id, "name_ja": "試験窓口", "name_en": "Test hub", "operator_ja": "試験", "operator_en": "Test"}]
+        ),
+        encoding="utf-8",
+    )
     test_hub = TestHub(hub_id, consultations(hub_id), hubs_file, suffix)
     topics = [test_hub.topic] + [test_hub.dead_letter_topic(f"hubnet.{s}") for s in SERVICES[1:]]
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.bootstrap)

@@ -20,9 +20,16 @@ from shared.contract.vocabulary import (
 def submitted(hub: str, consultation_id: uuid.UUID | None = None, *, language: Language = Language.JA) -> Envelope:
     consultation_id = consultation_id or uuid.uuid4()
     data = ConsultationSubmitted(
-        consultation_id=consultation_id, hub=hub, submitted_at=datetime.now(UTC), channel=Channel.PORTAL,
-        language=language, applicant_kind=ApplicantKind.STARTUP, organization="株式会社テストメディカル",
-        title="治験計画について", product_kind=ProductKind.SAMD, development_stage=DevelopmentStage.CLINICAL,
+        consultation_id=consultation_id,
+        hub=hub,
+        submitted_at=datetime.now(UTC),
+        channel=Channel.PORTAL,
+        language=language,
+        applicant_kind=ApplicantKind.STARTUP,
+        organization="株式会社テストメディカル",
+        title="治験計画について",
+        product_kind=ProductKind.SAMD,
+        development_stage=DevelopmentStage.CLINICAL,
         topics=(SupportField.REGULATION,),
         personal=ApplicantPersonal(contact_name="山田 花子", email="hanako@example.jp", body="相談内容"),
     )

@@ -19,9 +19,10 @@ from services.matching.app import GROUP, create_app
 from services.matching.settings import MatchingSettings
 from tests.integration import events
 from tests.integration.conftest import ROOT, Infra, TestHub, running
-from tests.support import read_topic, wait_for
+from tests.support import counter, read_topic, wait_for
 
 SUBMITTED = "hubnet.consultation.submitted.v1"
+EVENTS = "hubnet_matching_events_total"
 
 
 async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> list[int]:
@@ -66,8 +67,13 @@ async def test_event_is_applied_once_when_consumer_killed_after_effect_before_of
     group = GROUP + hub.group_suffix
 
     crashing = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.crashing_consumer", json.dumps(service_settings, default=str),
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "tests.integration.crashing_consumer",
+        json.dumps(service_settings, default=str),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     assert await asyncio.wait_for(crashing.wait(), timeout=90) == 9, "the consumer should die right after its effect"
 
@@ -78,10 +84,10 @@ async def test_event_is_applied_once_when_consumer_killed_after_effect_before_of
 
     app = create_app(MatchingSettings(**service_settings))
     async with running(app):
-        metrics = app.state.runtime.metrics
+        registry = app.state.runtime.registry
 
         async def redelivered_and_committed() -> bool:
-            duplicates = metrics.events.labels(SUBMITTED, "duplicate")._value.get()
+            duplicates = counter(registry, EVENTS, type=SUBMITTED, outcome="duplicate")
             committed = (await _committed(infra.bootstrap, group, hub.topic)).get(partition, 0)
             return duplicates == 1 and committed > offset
 
@@ -100,15 +106,21 @@ async def test_malformed_messages_go_to_dead_letter_topic_and_next_message_is_pr
     broken_payload["id"] = str(uuid.uuid4())
     del broken_payload["data"]["topics"]
     key = valid.subject.encode()  # one key: all three on one partition, in this order
-    await _produce(infra.bootstrap, hub.topic, [
-        (key, b"\xff not json at all"),
-        (key, json.dumps(broken_payload).encode()),
-        (key, valid.to_bytes()),
-    ])
+    await _produce(
+        infra.bootstrap,
+        hub.topic,
+        [
+            (key, b"\xff not json at all"),
+            (key, json.dumps(broken_payload).encode()),
+            (key, valid.to_bytes()),
+        ],
+    )
 
     app = create_app(MatchingSettings(**service_settings))
-    proposal = select(func.count()).select_from(matching_tables.Proposal).where(
-        matching_tables.Proposal.consultation_id == uuid.UUID(valid.subject)
+    proposal = (
+        select(func.count())
+        .select_from(matching_tables.Proposal)
+        .where(matching_tables.Proposal.consultation_id == uuid.UUID(valid.subject))
     )
     async with running(app):
         await wait_for(lambda: _count(database_url, proposal), timeout=60, what="the valid message applied")
@@ -117,7 +129,8 @@ async def test_malformed_messages_go_to_dead_letter_topic_and_next_message_is_pr
     assert [record.value for record in dead] == [b"\xff not json at all", json.dumps(broken_payload).encode()]
     reasons = [dict(record.headers)["hubnet-dlt-reason"].decode() for record in dead]
     assert reasons[0].startswith("not a hubnet envelope")
-    assert reasons[1].startswith(f"invalid {SUBMITTED} payload") and "topics" in reasons[1]
+    assert reasons[1].startswith(f"invalid {SUBMITTED} payload")
+    assert "topics" in reasons[1]
     assert all(dict(record.headers)["hubnet-dlt-topic"].decode() == hub.topic for record in dead)
     assert all(record.key == key for record in dead)
 
@@ -129,11 +142,11 @@ async def test_same_event_delivered_twice_is_applied_once(
     await _produce(infra.bootstrap, hub.topic, [(envelope.subject.encode(), envelope.to_bytes())] * 2)
     app = create_app(MatchingSettings(**service_settings))
     async with running(app):
-        metrics = app.state.runtime.metrics
+        registry = app.state.runtime.registry
 
         async def both_seen() -> bool:
-            applied = metrics.events.labels(SUBMITTED, "applied")._value.get()
-            return applied == 1 and metrics.events.labels(SUBMITTED, "duplicate")._value.get() == 1
+            applied = counter(registry, EVENTS, type=SUBMITTED, outcome="applied")
+            return applied == 1 and counter(registry, EVENTS, type=SUBMITTED, outcome="duplicate") == 1
 
         await wait_for(both_seen, timeout=60, what="one applied and one duplicate")
     assert await _count(database_url, select(func.count()).select_from(matching_tables.Proposal)) == 1

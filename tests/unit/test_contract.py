@@ -67,7 +67,10 @@ def test_caused_event_inherits_correlation_id() -> None:
         ConsultationWithdrawn(
             consultation_id=uuid.UUID(cause.subject), withdrawn_at=cause.time, reason="duplicate", recorded_by="x"
         ),
-        source="/hubnet/intake", hub=cause.hub, subject=cause.subject, causation=cause,
+        source="/hubnet/intake",
+        hub=cause.hub,
+        subject=cause.subject,
+        causation=cause,
     )
     assert effect.correlation_id == cause.correlation_id
     assert effect.causation_id == cause.id

@@ -17,8 +17,9 @@ from shared.contract.vocabulary import Language, SupportField
 REG, FUND, IP = SupportField.REGULATION, SupportField.FUNDRAISING, SupportField.IP_STRATEGY
 
 
-def supporter(id: str, fields: tuple[SupportField, ...], languages: tuple[Language, ...], active: bool = True
-              ) -> matching.Supporter:
+def supporter(
+    id: str, fields: tuple[SupportField, ...], languages: tuple[Language, ...], active: bool = True
+) -> matching.Supporter:
     return matching.Supporter(id, "mediso", f"Supporter {id}", fields, languages, active)
 
 
@@ -38,8 +39,10 @@ def test_best_matches_excludes_supporter_when_language_missing() -> None:
 
 
 def test_best_matches_excludes_inactive_supporter() -> None:
-    assert matching.best_matches([supporter("x", (REG,), (Language.JA,), active=False)], (REG,), Language.JA,
-                                 limit=3) == []
+    assert (
+        matching.best_matches([supporter("x", (REG,), (Language.JA,), active=False)], (REG,), Language.JA, limit=3)
+        == []
+    )
 
 
 def test_best_matches_respects_limit() -> None:
@@ -75,14 +78,21 @@ def test_retry_delay_grows_and_is_capped() -> None:
     delays = [notify.retry_delay(n).total_seconds() for n in range(1, 15)]
     assert delays == sorted(delays)
     assert delays[-1] == 600
-    assert notify.gives_up(8, 8) and not notify.gives_up(7, 8)
+    assert notify.gives_up(8, 8)
+    assert not notify.gives_up(7, 8)
 
 
 @pytest.mark.parametrize("language", list(Language))
 def test_acknowledgement_renders_in_consultation_language(language: Language) -> None:
     rendered = Templates().render(
-        notify.ACKNOWLEDGEMENT, language, hub_name="MEDISO", reference="AB12CD34", contact_name="山田 花子",
-        title="t", organization="o", topics="x",
+        notify.ACKNOWLEDGEMENT,
+        language,
+        hub_name="MEDISO",
+        reference="AB12CD34",
+        contact_name="山田 花子",
+        title="t",
+        organization="o",
+        topics="x",
     )
     assert "AB12CD34" in rendered.subject
     assert ("ご相談を受け付けました" in rendered.subject) is (language is Language.JA)

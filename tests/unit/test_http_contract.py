@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -28,14 +26,14 @@ VALID = {
 
 
 @pytest.fixture(scope="module")
-def intake() -> Iterator[TestClient]:
+def intake() -> TestClient:
     # No `with`: the lifespan (Kafka, database) is not started; these requests never reach it.
-    yield TestClient(create_intake(IntakeSettings()))
+    return TestClient(create_intake(IntakeSettings()))
 
 
 @pytest.fixture(scope="module")
-def reporting() -> Iterator[TestClient]:
-    yield TestClient(create_reporting(ReportingSettings()))
+def reporting() -> TestClient:
+    return TestClient(create_reporting(ReportingSettings()))
 
 
 def test_submission_gets_404_when_hub_unknown(intake: TestClient) -> None:
@@ -59,15 +57,19 @@ def test_submission_names_invalid_fields_in_japanese_when_caller_reads_japanese(
 
 
 def test_submission_errors_are_english_when_caller_reads_english(intake: TestClient) -> None:
-    response = intake.post("/v1/hubs/mediso/consultations", json={**VALID, "topics": ["astrology"]},
-                           headers={"Accept-Language": "en-GB,en;q=0.9"})
+    response = intake.post(
+        "/v1/hubs/mediso/consultations",
+        json={**VALID, "topics": ["astrology"]},
+        headers={"Accept-Language": "en-GB,en;q=0.9"},
+    )
     assert response.status_code == 422
     assert response.json()["message"] == "Some fields are invalid: topics.0"
 
 
 def test_submission_gets_422_when_body_is_not_json(intake: TestClient) -> None:
-    response = intake.post("/v1/hubs/mediso/consultations", content=b"{not json",
-                           headers={"Content-Type": "application/json"})
+    response = intake.post(
+        "/v1/hubs/mediso/consultations", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422
 
 
@@ -86,8 +88,10 @@ def test_reporting_gets_401_when_token_forged(reporting: TestClient) -> None:
 def test_reporting_gets_404_when_token_is_another_hubs(reporting: TestClient) -> None:
     secret = ReportingSettings().auth_secret.get_secret_value()
     token = issue_staff_token(secret, hub="cariso", subject="staff")
-    response = reporting.get("/v1/hubs/mediso/consultations/0b6f1f0e-5d7a-4c1e-9a59-0d8a3c2e7f11",
-                             headers={"Authorization": f"Bearer {token}"})
+    response = reporting.get(
+        "/v1/hubs/mediso/consultations/0b6f1f0e-5d7a-4c1e-9a59-0d8a3c2e7f11",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 404
 
 

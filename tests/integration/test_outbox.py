@@ -1,0 +1,149 @@
+"""The outbox on the real database and broker: staged with the business change, relayed in key order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.intake import tables as intake_tables
+from services.intake.app import create_app
+from services.intake.settings import IntakeSettings
+from shared import db, kafka, outbox
+from shared.contract import Envelope
+from shared.observability import ServiceMetrics
+from shared.settings import CommonSettings
+from tests.integration import events
+from tests.integration.conftest import Infra, TestHub, running
+from tests.support import counter, read_topic, wait_for
+
+REQUEST = {
+    "language": "en",
+    "applicant_kind": "academia",
+    "organization": "Example University Hospital",
+    "title": "Seeking a device development partner",
+    "product_kind": "medical_device",
+    "development_stage": "non_clinical",
+    "topics": ["business_planning", "ip_strategy"],
+    "contact_name": "Kenji Tanaka",
+    "email": "kenji@example.ac.jp",
+    "body": "We have a prototype catheter and need advice on IP and a business plan.",
+}
+
+
+async def test_submission_is_published_keyed_by_consultation_when_intake_accepts(
+    infra: Infra, hub: TestHub, service_settings: dict[str, Any]
+) -> None:
+    app = create_app(IntakeSettings(**service_settings))
+    async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://intake") as client:
+        response = await client.post(
+            f"/v1/hubs/{hub.id}/consultations",
+            json=REQUEST,
+            headers={"X-Correlation-ID": "5f0c8a9e-3b1d-4c2e-9f7a-6b5d4c3b2a19"},
+        )
+        assert response.status_code == 202, response.text
+        consultation_id = response.json()["consultation_id"]
+        [record] = await read_topic(infra.bootstrap, hub.topic, count=1, timeout=20)
+
+    assert record.key == consultation_id.encode()
+    headers = dict(record.headers)
+    assert headers["content-type"] == b"application/cloudevents+json"
+    assert headers["ce_type"] == b"hubnet.consultation.submitted.v1"
+    envelope = Envelope.model_validate_json(record.value)
+    assert envelope.subject == consultation_id
+    assert envelope.hub == hub.id
+    assert str(envelope.correlation_id) == "5f0c8a9e-3b1d-4c2e-9f7a-6b5d4c3b2a19"
+    assert envelope.data["personal"]["email"] == "kenji@example.ac.jp"
+    assert envelope.data["topics"] == ["business_planning", "ip_strategy"]
+
+
+async def test_repeated_submission_with_same_idempotency_key_creates_one_consultation(
+    hub: TestHub, database_url: str, service_settings: dict[str, Any]
+) -> None:
+    app = create_app(IntakeSettings(**service_settings))
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        answers = [
+            await client.post(f"/v1/hubs/{hub.id}/consultations", json=REQUEST, headers={"Idempotency-Key": "form-1"})
+            for _ in range(2)
+        ]
+    assert [a.status_code for a in answers] == [202, 202]
+    assert answers[0].json()["consultation_id"] == answers[1].json()["consultation_id"]
+    engine = db.create_engine(CommonSettings(database_url=database_url), application_name="test")
+    async with engine.connect() as connection:
+        count = (await connection.execute(select(func.count()).select_from(intake_tables.outbox_table))).scalar_one()
+    await engine.dispose()
+    assert count == 1
+
+
+async def test_competing_relays_publish_each_key_in_order_exactly_once(
+    infra: Infra, hub: TestHub, database_url: str
+) -> None:
+    settings = CommonSettings(database_url=database_url, kafka_bootstrap_servers=infra.bootstrap)
+    engine = db.create_engine(settings, application_name="test")
+    sessions = db.create_sessions(engine)
+    keys = [uuid.uuid4() for _ in range(20)]
+    per_key = 10
+    async with sessions.begin() as session:
+        for sequence in range(per_key):
+            for key in keys:
+                envelope = events.submitted(hub.id, key)
+                envelope = envelope.model_copy(update={"data": {**envelope.data, "title": f"#{sequence}"}})
+                await outbox.add(session, intake_tables.outbox_table, envelope, topic=hub.topic)
+
+    brokers = []
+    relays = []
+    all_metrics = []
+    for _ in range(3):
+        metrics = ServiceMetrics("test", CollectorRegistry())
+        all_metrics.append(metrics)
+        broker = kafka.create_broker(settings, service="test", metrics=metrics)
+        await broker.connect()
+        brokers.append(broker)
+        relays.append(
+            outbox.Relay(
+                table=intake_tables.outbox_table,
+                sessions=sessions,
+                metrics=metrics,
+                publish=kafka.outbox_publisher(broker),
+                batch_size=7,
+                poll_interval_s=0.01,
+            )
+        )
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    try:
+        records = await read_topic(infra.bootstrap, hub.topic, count=len(keys) * per_key, timeout=60)
+        await wait_for(lambda: _all_published(sessions), timeout=20, what="outbox drained")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for broker in brokers:
+            await broker.stop()
+        await engine.dispose()
+
+    sequences: dict[bytes, list[str]] = defaultdict(list)
+    for record in records:
+        sequences[record.key].append(json.loads(record.value)["data"]["title"])
+    assert len(records) == len(keys) * per_key
+    assert all(titles == [f"#{n}" for n in range(per_key)] for titles in sequences.values()), sequences
+    published = [counter(metrics.registry, "hubnet_test_outbox_published_total") for metrics in all_metrics]
+    assert sum(published) == len(records)
+    assert sum(1 for count in published if count > 0) >= 2, f"relays should have competed: {published}"
+
+
+async def _all_published(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    async with sessions() as session:
+        pending = await session.scalar(
+            select(func.count())
+            .select_from(intake_tables.outbox_table)
+            .where(intake_tables.outbox_table.c.published_at.is_(None))
+        )
+    return bool(pending == 0)
