@@ -96,8 +96,17 @@ def create_http_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await runtime.broker.start()
-        tasks = [asyncio.create_task(runtime.relay.run(), name=f"{runtime.service}-outbox-relay")]
+        tasks = []
+        try:
+            await runtime.broker.start()
+        except Exception:
+            if ready_needs_kafka:
+                raise
+            # A service that only publishes through its outbox serves without Kafka; the relay
+            # holds the events until this background task has connected.
+            log.warning("Kafka unreachable at start; %s serves and connects in the background", runtime.service)
+            tasks.append(asyncio.create_task(_start_eventually(runtime.broker), name="broker-connect"))
+        tasks.append(asyncio.create_task(runtime.relay.run(), name=f"{runtime.service}-outbox-relay"))
         tasks += [asyncio.create_task(worker(), name=f"{runtime.service}-worker") for worker in runtime.workers]
         log.info("%s started", runtime.service)
         try:
@@ -138,3 +147,17 @@ def create_http_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+async def _start_eventually(broker: KafkaBroker) -> None:
+    delay = 0.5
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await broker.start()
+        except Exception:
+            delay = min(delay * 2, 10.0)
+            log.warning("Kafka still unreachable; retrying in %.1fs", delay)
+        else:
+            log.info("connected to Kafka")
+            return
