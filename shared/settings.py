@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contract.topics import CONSULTATIONS_PATTERN
+
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUBNET_", extra="ignore", frozen=True)
@@ -23,7 +25,7 @@ class CommonSettings(BaseSettings):
     kafka_request_timeout_ms: int = 10_000
     # A pattern subscription sees a new hub's topic at the next metadata refresh.
     kafka_metadata_max_age_ms: int = 30_000
-    consultation_topic_pattern: str = r"^hubnet\.[a-z][a-z0-9-]*\.consultations$"
+    consultation_topic_pattern: str = CONSULTATIONS_PATTERN
     consumer_group_suffix: str = ""
 
     auth_secret: SecretStr = SecretStr("hubnet-local-development-secret-change-me")

@@ -7,6 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 CONSULTATIONS_PATTERN = r"^hubnet\.[a-z][a-z0-9-]*\.consultations$"
+# The local stack's services skip the scratch hubs that integration tests and benchmarks create
+# for themselves, so that those topics never rebalance the stack's consumer groups.
+LOCAL_STACK_PATTERN = r"^hubnet\.(?!it-|bench-)[a-z][a-z0-9-]*\.consultations$"
 DIRECTORY = "hubnet.directory"
 NOTIFICATIONS = "hubnet.notifications"
 CONSULTATION_PARTITIONS = 6

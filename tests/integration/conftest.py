@@ -89,7 +89,7 @@ async def database_url(infra: Infra, template_database: str) -> AsyncIterator[st
 @pytest.fixture
 async def hub(infra: Infra, tmp_path: Path) -> AsyncIterator[TestHub]:
     """A hub of this test's own: its consultation topic and its consumers' dead-letter topics."""
-    hub_id = f"t{uuid.uuid4().hex[:10]}"
+    hub_id = f"it-{uuid.uuid4().hex[:10]}"
     suffix = f".{hub_id}"
     hubs_file = tmp_path / "hubs.json"
     hubs_file.write_text(
