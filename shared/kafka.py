@@ -1,8 +1,11 @@
 """Kafka wiring: the broker every service uses, the outbox publisher, and the one consumer policy.
 
 The policy, decided here once for every subscriber:
-- offsets are committed only after the handler's transaction has committed (NACK_ON_ERROR:
-  success commits, an escaping exception rewinds the partition to the message);
+- offsets are committed only for records whose transaction has committed: the committer stores
+  "processed up to here" per partition and commits those explicit offsets every
+  `consumer_commit_interval_s` (never the consumer's fetched position, which runs ahead); an
+  escaping exception rewinds the partition to the record. A crash between effect and commit
+  means redelivery, which the inbox turns into a no-op;
 - each event's id is claimed in the service's inbox inside that same transaction, so a
   redelivered event is recognised and skipped;
 - a message that can never be applied (not an envelope, payload failing its model, a
@@ -23,10 +26,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import Consumer as KafkaConsumer
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
@@ -124,6 +128,43 @@ class _DeadLetter(Exception):
         self.reason = reason
 
 
+class OffsetCommitter:
+    """Commits, in the background, the offsets of records already applied, never beyond them.
+
+    One synchronous commit per message costs a broker round trip each; since the inbox makes a
+    redelivery harmless, committing processed offsets a little later is as safe and much faster.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._processed: dict[TopicPartition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def processed(self, consumer: AIOKafkaConsumer, record: ConsumerRecord[Any, Any]) -> None:
+        self._consumer = consumer
+        self._processed[TopicPartition(record.topic, record.partition)] = record.offset + 1
+
+    async def commit(self) -> None:
+        if not self._processed or self._consumer is None:
+            return
+        offsets, self._processed = self._processed, {}
+        assigned = self._consumer.assignment()
+        owned = {partition: offset for partition, offset in offsets.items() if partition in assigned}
+        if not owned:
+            return
+        try:
+            await self._consumer.commit(owned)
+        except KafkaError as error:
+            # A rebalance took the partitions away: their new owner gets those records again, and
+            # its inbox recognises them.
+            log.warning("offset commit failed (%s); records will be redelivered and skipped", error)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            await self.commit()
+
+
 class Consumer:
     """Applies one record with the policy above. Exposed for tests that drive it directly."""
 
@@ -149,6 +190,7 @@ class Consumer:
         self._max_attempts = settings.consumer_max_attempts
         self._backoff_s = settings.consumer_retry_backoff_s
         self._after_commit = after_commit
+        self.committer = OffsetCommitter(settings.consumer_commit_interval_s)
 
     async def consume(self, record: ConsumerRecord[Any, Any]) -> None:
         try:
@@ -279,14 +321,21 @@ def subscribe(
         after_commit=after_commit,
     )
 
-    async def on_record(body: bytes, message: KafkaMessage) -> None:
-        await consumer.consume(message.raw_message)
+    async def on_record(body: bytes, message: KafkaMessage, kafka_consumer: KafkaConsumer) -> None:
+        record = message.raw_message
+        assert isinstance(record, ConsumerRecord)
+        try:
+            await consumer.consume(record)
+        except BaseException:
+            await message.nack()  # rewind the partition to this record: it comes again
+            raise
+        consumer.committer.processed(kafka_consumer, record)
 
     broker.subscriber(
         pattern=settings.consultation_topic_pattern,
         group_id=group_id,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
         decoder=_raw_body,
         title=f"{group_id}:consultations",
     )(on_record)

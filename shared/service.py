@@ -62,6 +62,7 @@ class Runtime:
             after_commit=committed,
         )
         self.consumers.append(consumer)
+        self.workers.append(consumer.committer.run)
         return consumer
 
 
@@ -115,6 +116,8 @@ def create_http_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for consumer in runtime.consumers:
+                await consumer.committer.commit()
             await runtime.broker.stop()
             await runtime.engine.dispose()
 
