@@ -19,10 +19,11 @@ The policy, decided here once for every subscriber:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,34 +193,65 @@ class Consumer:
         self._after_commit = after_commit
         self.committer = OffsetCommitter(settings.consumer_commit_interval_s)
 
-    async def consume(self, record: ConsumerRecord[Any, Any]) -> None:
+    async def consume(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Apply a fetched batch in order. Records that can never be applied are dead-lettered; the
+        rest are applied in one transaction, or one by one (with retries) if that transaction fails,
+        so one bad event never takes its neighbours with it."""
+        ready: list[tuple[ConsumerRecord[Any, Any], Event[Any], Handler]] = []
+        for record in records:
+            prepared = await self._prepare(record)
+            if prepared is not None:
+                ready.append((record, *prepared))
+        if len(ready) > 1:
+            try:
+                outcomes = await self._apply_together(ready)
+            except Exception:
+                log.warning("a batch of %d events failed; applying them one by one", len(ready), exc_info=True)
+            else:
+                for (_, event, _), outcome in zip(ready, outcomes, strict=True):
+                    self._count(event.envelope, outcome)
+                return
+        for record, event, handler in ready:
+            await self._apply_one(record, event, handler)
+
+    async def _prepare(self, record: ConsumerRecord[Any, Any]) -> tuple[Event[Any], Handler] | None:
         try:
             envelope = Envelope.model_validate_json(record.value or b"")
         except ValidationError as error:
             await self._dead_letter(record, f"not a hubnet envelope: {_summary(error)}", "unknown")
-            return
-        token = correlation_id.set(str(envelope.correlation_id))
-        try:
-            await self._consume(record, envelope)
-        finally:
-            correlation_id.reset(token)
-
-    async def _consume(self, record: ConsumerRecord[Any, Any], envelope: Envelope) -> None:
+            return None
         entry = self._handlers.get(envelope.type)
         if entry is None:
             self._metrics.events.labels(envelope.type, "ignored").inc()
-            return
+            return None
         model, handler = entry
         try:
-            event = Event(envelope, model.model_validate(envelope.data))
+            return Event(envelope, model.model_validate(envelope.data)), handler
         except ValidationError as error:
             await self._dead_letter(record, f"invalid {envelope.type} payload: {_summary(error)}", envelope.type)
-            return
-        try:
-            outcome = await self._apply_with_retries(event, handler)
-        except _DeadLetter as dead:
-            await self._dead_letter(record, dead.reason, envelope.type)
-            return
+            return None
+
+    async def _apply_together(self, ready: Sequence[tuple[ConsumerRecord[Any, Any], Event[Any], Handler]]) -> list[str]:
+        started = time.perf_counter()
+        outcomes = []
+        async with self._sessions.begin() as session:
+            for _, event, handler in ready:
+                with _correlated(event.envelope):
+                    outcomes.append(await self._claim_and_handle(session, event, handler))
+        self._after_commit()
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        return outcomes
+
+    async def _apply_one(self, record: ConsumerRecord[Any, Any], event: Event[Any], handler: Handler) -> None:
+        with _correlated(event.envelope):
+            try:
+                outcome = await self._apply_with_retries(event, handler)
+            except _DeadLetter as dead:
+                await self._dead_letter(record, dead.reason, event.envelope.type)
+                return
+            self._count(event.envelope, outcome)
+
+    def _count(self, envelope: Envelope, outcome: str) -> None:
         self._metrics.events.labels(envelope.type, outcome).inc()
         if outcome == "duplicate":
             log.info("event %s already applied; skipped", envelope.id, extra={"event_type": envelope.type})
@@ -255,15 +287,19 @@ class Consumer:
             return outcome
 
     async def _apply(self, event: Event[Any], handler: Handler) -> str:
-        envelope = event.envelope
         async with self._sessions.begin() as session:
-            claimed = await inbox.claim(
-                session, self._inbox, consumer=self._group_id, event_id=envelope.id, event_type=envelope.type
-            )
-            if not claimed:
-                return "duplicate"
-            await handler(session, event)
+            outcome = await self._claim_and_handle(session, event, handler)
         self._after_commit()
+        return outcome
+
+    async def _claim_and_handle(self, session: AsyncSession, event: Event[Any], handler: Handler) -> str:
+        envelope = event.envelope
+        claimed = await inbox.claim(
+            session, self._inbox, consumer=self._group_id, event_id=envelope.id, event_type=envelope.type
+        )
+        if not claimed:
+            return "duplicate"
+        await handler(session, event)
         return "applied"
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, event_type: str) -> None:
@@ -280,6 +316,15 @@ class Consumer:
         await self._broker.publish(record.value or b"", topic=self._dead_letter_topic, key=record.key, headers=headers)
         self._metrics.events.labels(event_type, "dead_lettered").inc()
         log.error("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+
+
+@contextlib.contextmanager
+def _correlated(envelope: Envelope) -> Iterator[None]:
+    token = correlation_id.set(str(envelope.correlation_id))
+    try:
+        yield
+    finally:
+        correlation_id.reset(token)
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -321,22 +366,26 @@ def subscribe(
         after_commit=after_commit,
     )
 
-    async def on_record(body: bytes, message: KafkaMessage, kafka_consumer: KafkaConsumer) -> None:
-        record = message.raw_message
-        assert isinstance(record, ConsumerRecord)
+    async def on_records(bodies: list[bytes], message: KafkaMessage, kafka_consumer: KafkaConsumer) -> None:
+        records = message.raw_message
+        assert isinstance(records, tuple)
         try:
-            await consumer.consume(record)
+            await consumer.consume(records)
         except BaseException:
-            await message.nack()  # rewind the partition to this record: it comes again
+            await message.nack()  # rewind each partition to its first record of the batch
             raise
-        consumer.committer.processed(kafka_consumer, record)
+        for record in records:
+            consumer.committer.processed(kafka_consumer, record)
 
     broker.subscriber(
         pattern=settings.consultation_topic_pattern,
         group_id=group_id,
         auto_offset_reset="earliest",
+        batch=True,
+        max_records=settings.consumer_batch_size,
+        batch_timeout_ms=100,
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_body,
         title=f"{group_id}:consultations",
-    )(on_record)
+    )(on_records)
     return consumer

@@ -35,6 +35,11 @@ class ServiceMetrics:
             ["type"],
             registry=registry,
         )
+        self.batch_seconds = Histogram(
+            f"{prefix}_event_batch_seconds",
+            "Time to apply a fetched batch of events in one transaction",
+            registry=registry,
+        )
         self.outbox_published = Counter(
             f"{prefix}_outbox_published_total", "Outbox rows published to Kafka", registry=registry
         )

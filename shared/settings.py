@@ -40,6 +40,7 @@ class CommonSettings(BaseSettings):
     outbox_batch_size: int = 500
     consumer_max_attempts: int = 5
     consumer_commit_interval_s: float = 0.2
+    consumer_batch_size: int = 200
     consumer_retry_backoff_s: float = 0.2
 
     @property

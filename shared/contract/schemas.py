@@ -37,7 +37,8 @@ def stale() -> list[str]:
     expected = generate()
     present = {path.name for path in SCHEMAS_DIR.glob("*.json")}
     differing = [
-        name for name, content in expected.items()
+        name
+        for name, content in expected.items()
         if not (SCHEMAS_DIR / name).exists() or (SCHEMAS_DIR / name).read_text(encoding="utf-8") != content
     ]
     return sorted(differing + sorted(present - expected.keys()))

@@ -150,3 +150,33 @@ async def test_same_event_delivered_twice_is_applied_once(
 
         await wait_for(both_seen, timeout=60, what="one applied and one duplicate")
     assert await _count(database_url, select(func.count()).select_from(matching_tables.Proposal)) == 1
+
+
+async def test_failing_event_is_dead_lettered_and_its_batch_neighbours_are_applied(
+    infra: Infra, hub: TestHub, database_url: str, service_settings: dict[str, Any]
+) -> None:
+    first, last = events.submitted(hub.id), events.submitted(hub.id)
+    # Same consultation as `first` under a new event id: valid, but its proposal collides (IntegrityError).
+    clash = events.submitted(hub.id, uuid.UUID(first.subject))
+    key = b"one-partition"
+    await _produce(infra.bootstrap, hub.topic, [(key, e.to_bytes()) for e in (first, clash, last)])
+
+    app = create_app(MatchingSettings(**service_settings))
+    async with running(app):
+        registry = app.state.runtime.registry
+
+        async def settled() -> bool:
+            applied = counter(registry, EVENTS, type=SUBMITTED, outcome="applied")
+            return applied == 2 and counter(registry, EVENTS, type=SUBMITTED, outcome="dead_lettered") == 1
+
+        await wait_for(settled, timeout=60, what="two applied, one dead-lettered")
+
+    proposals = select(matching_tables.Proposal.consultation_id)
+    engine = create_async_engine(database_url)
+    async with engine.connect() as connection:
+        applied_ids = {str(row[0]) for row in await connection.execute(proposals)}
+    await engine.dispose()
+    assert applied_ids == {first.subject, last.subject}
+    [dead] = await read_topic(infra.bootstrap, hub.dead_letter_topic(GROUP), count=1, timeout=10)
+    assert json.loads(dead.value)["id"] == str(clash.id)
+    assert "IntegrityError" in dict(dead.headers)["hubnet-dlt-reason"].decode()
