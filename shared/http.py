@@ -74,7 +74,8 @@ def _field_errors(error: RequestValidationError, language: str) -> list[dict[str
     fields = []
     for item in error.errors():
         location = [str(part) for part in item["loc"] if part not in ("body", "query", "path")]
-        field = ".".join(location) or "body"
+        # A JSON syntax error is located by character offset, which names no field.
+        field = "body" if item["type"] == "json_invalid" else ".".join(location) or "body"
         english = str(item["msg"])
         japanese = _JA_MESSAGES.get(str(item["type"]), english)
         if item["type"] == "value_error" and "email" in english.lower():

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.intake import domain, handlers
+from services.intake import domain, handlers, repository
 from shared.auth import StaffPrincipal
 from shared.contract.consultation import ApplicantPersonal, ConsultationSubmitted, WithdrawalReason
 from shared.contract.vocabulary import (
@@ -99,10 +100,20 @@ def create_router(
                 contact_name=request.contact_name, email=request.email, phone=request.phone, body=request.body
             ),
         )
-        async with sessions.begin() as session:
-            consultation_id, created = await handlers.submit_consultation(
-                session, submitted, correlation_id=_correlation(), idempotency_key=idempotency_key
-            )
+        try:
+            async with sessions.begin() as session:
+                consultation_id, created = await handlers.submit_consultation(
+                    session, submitted, correlation_id=_correlation(), idempotency_key=idempotency_key
+                )
+        except IntegrityError:
+            # A concurrent request with the same idempotency key committed first: answer with its id.
+            if idempotency_key is None:
+                raise
+            async with sessions() as session:
+                existing = await repository.get_by_idempotency_key(session, hub, idempotency_key)
+            if existing is None:
+                raise
+            consultation_id, created = existing.id, False
         if created:
             on_commit()
         return Accepted(consultation_id=consultation_id, status="submitted")

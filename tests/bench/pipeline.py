@@ -197,11 +197,7 @@ async def bench_consume(url: str, hub: str, bootstrap: str) -> list[Result]:
         started, first = time.perf_counter(), applied()
         await wait_for(lambda: _reached(applied, N), timeout=600, interval=0.005, what="all events applied")
         applied_rate = (N - first) / (time.perf_counter() - started)
-    return [
-        Result(
-            "matching: policy + inbox + effect + outbox, batched", "raw aiokafka consume", applied_rate, raw
-        )
-    ]
+    return [Result("matching: policy + inbox + effect + outbox, batched", "raw aiokafka consume", applied_rate, raw)]
 
 
 async def _reached(counter: Callable[[], float], target: int) -> bool:

@@ -69,18 +69,20 @@ async def test_repeated_submission_with_same_idempotency_key_creates_one_consult
 ) -> None:
     app = create_app(IntakeSettings(**service_settings))
     transport = httpx.ASGITransport(app)
+    url = f"/v1/hubs/{hub.id}/consultations"
     async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-        answers = [
-            await client.post(f"/v1/hubs/{hub.id}/consultations", json=REQUEST, headers={"Idempotency-Key": "form-1"})
-            for _ in range(2)
-        ]
-    assert [a.status_code for a in answers] == [202, 202]
-    assert answers[0].json()["consultation_id"] == answers[1].json()["consultation_id"]
+        sequential = [await client.post(url, json=REQUEST, headers={"Idempotency-Key": "form-1"}) for _ in range(2)]
+        concurrent = await asyncio.gather(
+            *(client.post(url, json=REQUEST, headers={"Idempotency-Key": "form-2"}) for _ in range(5))
+        )
+    for answers in (sequential, concurrent):
+        assert [a.status_code for a in answers] == [202] * len(answers), [a.text for a in answers]
+        assert len({a.json()["consultation_id"] for a in answers}) == 1
     engine = db.create_engine(CommonSettings(database_url=database_url), application_name="test")
     async with engine.connect() as connection:
         count = (await connection.execute(select(func.count()).select_from(intake_tables.outbox_table))).scalar_one()
     await engine.dispose()
-    assert count == 1
+    assert count == 2, "one consultation per idempotency key"
 
 
 async def test_competing_relays_publish_each_key_in_order_exactly_once(

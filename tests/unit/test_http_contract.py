@@ -71,6 +71,7 @@ def test_submission_gets_422_when_body_is_not_json(intake: TestClient) -> None:
         "/v1/hubs/mediso/consultations", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422
+    assert [field["field"] for field in response.json()["fields"]] == ["body"]
 
 
 def test_withdrawal_gets_401_when_no_token(intake: TestClient) -> None:
