@@ -40,42 +40,83 @@ ROSTER: dict[str, list[tuple[str, str, list[str], list[str]]]] = {
 }
 
 CONSULTATIONS: list[tuple[str, dict[str, Any]]] = [
-    ("mediso", {
-        "language": "ja", "applicant_kind": "startup", "organization": "株式会社メディカルシード",
-        "title": "AI画像診断支援ソフトウェアの薬事承認に向けた相談", "product_kind": "samd",
-        "development_stage": "clinical", "topics": ["regulation", "fundraising"], "consent_to_share": True,
-        "contact_name": "山田 花子", "email": "hanako.yamada@example.jp",
-        "body": "治験計画の立て方と、PMDA相談の進め方、シリーズAの資金調達について助言をいただきたいです。",
-    }),
-    ("mediso", {
-        "language": "en", "applicant_kind": "startup", "organization": "Kyoto RegenBio Ltd.",
-        "title": "Entering Japan with a regenerative-medicine product", "product_kind": "regenerative",
-        "development_stage": "non_clinical", "topics": ["international_expansion", "regulation"],
-        "contact_name": "Daniel Kim", "email": "daniel.kim@example.com",
-        "body": "We are a Korean-Japanese team preparing non-clinical studies and want to understand the "
-                "conditional approval pathway.",
-    }),
-    ("cariso", {
-        "language": "ja", "applicant_kind": "startup", "organization": "ケアテック合同会社",
-        "title": "見守りセンサーの介護施設への導入と事業計画", "product_kind": "care_tech",
-        "development_stage": "commercialisation", "topics": ["business_planning", "marketing"],
-        "contact_name": "佐々木 剛", "email": "sasaki@example.jp",
-        "body": "介護施設向け見守りセンサーの販路開拓と、介護報酬上の評価について相談したいです。",
-    }),
-    ("medic", {
-        "language": "ja", "applicant_kind": "sme", "organization": "有限会社精密加工ふくしま",
-        "title": "ものづくり企業の医療機器分野への参入", "product_kind": "medical_device",
-        "development_stage": "applied_research", "topics": ["regulation", "ip_strategy"],
-        "contact_name": "阿部 浩", "email": "abe@example.jp",
-        "body": "金属加工の技術を活かしてカテーテル部品を開発したい。製造販売業の許可と知財について知りたい。",
-    }),
-    ("pmda", {
-        "language": "en", "applicant_kind": "academia", "organization": "Osaka University Hospital",
-        "title": "Is our sleep-apnea app a medical device?", "product_kind": "samd",
-        "development_stage": "applied_research", "topics": ["regulation", "reimbursement"],
-        "contact_name": "Prof. Aiko Mori", "email": "aiko.mori@example.ac.jp",
-        "body": "We need a determination (該当性) and advice on the development plan and insurance coverage.",
-    }),
+    (
+        "mediso",
+        {
+            "language": "ja",
+            "applicant_kind": "startup",
+            "organization": "株式会社メディカルシード",
+            "title": "AI画像診断支援ソフトウェアの薬事承認に向けた相談",
+            "product_kind": "samd",
+            "development_stage": "clinical",
+            "topics": ["regulation", "fundraising"],
+            "consent_to_share": True,
+            "contact_name": "山田 花子",
+            "email": "hanako.yamada@example.jp",
+            "body": "治験計画の立て方と、PMDA相談の進め方、シリーズAの資金調達について助言をいただきたいです。",
+        },
+    ),
+    (
+        "mediso",
+        {
+            "language": "en",
+            "applicant_kind": "startup",
+            "organization": "Kyoto RegenBio Ltd.",
+            "title": "Entering Japan with a regenerative-medicine product",
+            "product_kind": "regenerative",
+            "development_stage": "non_clinical",
+            "topics": ["international_expansion", "regulation"],
+            "contact_name": "Daniel Kim",
+            "email": "daniel.kim@example.com",
+            "body": "We are a Korean-Japanese team preparing non-clinical studies and want to understand the "
+            "conditional approval pathway.",
+        },
+    ),
+    (
+        "cariso",
+        {
+            "language": "ja",
+            "applicant_kind": "startup",
+            "organization": "ケアテック合同会社",
+            "title": "見守りセンサーの介護施設への導入と事業計画",
+            "product_kind": "care_tech",
+            "development_stage": "commercialisation",
+            "topics": ["business_planning", "marketing"],
+            "contact_name": "佐々木 剛",
+            "email": "sasaki@example.jp",
+            "body": "介護施設向け見守りセンサーの販路開拓と、介護報酬上の評価について相談したいです。",
+        },
+    ),
+    (
+        "medic",
+        {
+            "language": "ja",
+            "applicant_kind": "sme",
+            "organization": "有限会社精密加工ふくしま",
+            "title": "ものづくり企業の医療機器分野への参入",
+            "product_kind": "medical_device",
+            "development_stage": "applied_research",
+            "topics": ["regulation", "ip_strategy"],
+            "contact_name": "阿部 浩",
+            "email": "abe@example.jp",
+            "body": "金属加工の技術を活かしてカテーテル部品を開発したい。製造販売業の許可と知財について知りたい。",
+        },
+    ),
+    (
+        "pmda",
+        {
+            "language": "en",
+            "applicant_kind": "academia",
+            "organization": "Osaka University Hospital",
+            "title": "Is our sleep-apnea app a medical device?",
+            "product_kind": "samd",
+            "development_stage": "applied_research",
+            "topics": ["regulation", "reimbursement"],
+            "contact_name": "Prof. Aiko Mori",
+            "email": "aiko.mori@example.ac.jp",
+            "body": "We need a determination (該当性) and advice on the development plan and insurance coverage.",
+        },
+    ),
 ]
 
 
@@ -89,21 +130,24 @@ class SeedReport:
 async def seed(env: Mapping[str, str]) -> SeedReport:
     """Idempotent: supporters are PUT, consultations carry an Idempotency-Key, so running it twice adds nothing."""
     secret = env["HUBNET_AUTH_SECRET"]
-    report = SeedReport(tokens={hub: issue_staff_token(secret, hub=hub, subject=f"demo-staff-{hub}")
-                                for hub in DEMO_HUBS})
+    report = SeedReport(
+        tokens={hub: issue_staff_token(secret, hub=hub, subject=f"demo-staff-{hub}") for hub in DEMO_HUBS}
+    )
     async with httpx.AsyncClient(timeout=10) as client:
         for hub, supporters in ROSTER.items():
             headers = {"Authorization": f"Bearer {report.tokens[hub]}"}
             for supporter_id, name, fields, languages in supporters:
                 response = await client.put(
                     f"{env['HUBNET_MATCHING_URL']}/v1/hubs/{hub}/supporters/{supporter_id}",
-                    json={"display_name": name, "fields": fields, "languages": languages}, headers=headers,
+                    json={"display_name": name, "fields": fields, "languages": languages},
+                    headers=headers,
                 )
                 response.raise_for_status()
                 report.supporters += 1
         for number, (hub, body) in enumerate(CONSULTATIONS, start=1):
             response = await client.post(
-                f"{env['HUBNET_INTAKE_URL']}/v1/hubs/{hub}/consultations", json=body,
+                f"{env['HUBNET_INTAKE_URL']}/v1/hubs/{hub}/consultations",
+                json=body,
                 headers={"Idempotency-Key": f"demo-{number}"},
             )
             response.raise_for_status()

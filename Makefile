@@ -1,0 +1,152 @@
+# hubnet's developer loop. `make` alone lists the targets; `make run` and `make test` are the two that matter.
+# Everything the targets need is installed by `make install` (idempotent, quick when nothing changed:
+# stamp files in .local/stamps); all local state lives in .local/ (git-ignored).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV := .venv
+PY := $(VENV)/bin/python
+HUBNET := $(VENV)/bin/hubnet
+PYTEST := $(VENV)/bin/pytest
+STAMPS := .local/stamps
+KAFKA_POM := deploy/local/kafka/pom.xml
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' $(KAFKA_POM))
+KAFKA_JARS := .local/cache/kafka/$(KAFKA_VERSION)/libs/.complete
+TEST_STACK := test
+TIERS := unit integration e2e fault
+INTEGRATION_COMPONENTS := postgres,kafka,smtp
+
+# `make up/down/status/run` act on the instance HUBNET_STACK names (dev unless set); the test targets use $(TEST_STACK).
+export HUBNET_STACK ?= dev
+# Python 3.11 comes from the machine; uv must not try to download one.
+export UV_PYTHON_DOWNLOADS ?= never
+
+.PHONY: help install fmt lint test test-unit test-integration test-e2e test-fault bench up down run status contracts clean \
+	ensure-postgres ensure-java
+
+help: ## list the targets (default)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMPS)/venv ensure-postgres $(KAFKA_JARS) ## uv, .venv from requirements.lock, PostgreSQL (apt), Kafka jars (Maven)
+
+$(STAMPS)/venv: pyproject.toml requirements.lock
+	@mkdir -p $(STAMPS)
+	@uv="$$(command -v uv || true)"; \
+	if [ -z "$$uv" ]; then \
+	  echo "installing uv (pip install uv)"; \
+	  if ! python3 -m pip --version >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip; \
+	  fi; \
+	  python3 -m pip install --user --quiet uv 2>/dev/null \
+	    || python3 -m pip install --user --quiet --break-system-packages uv; \
+	  uv="python3 -m uv"; \
+	fi; \
+	[ -x $(PY) ] || $$uv venv $(VENV) --python 3.11; \
+	$$uv pip sync --python $(PY) requirements.lock; \
+	$$uv pip install --python $(PY) --no-deps -e .
+	@touch $@
+
+# Debian's package when no server binaries are found. The automatic "main" cluster on port 5432 is
+# not wanted: the stack runs its own clusters under .local/.
+ensure-postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null \
+	    && [ -z "$${HUBNET_PG_BINDIR:-}" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "PostgreSQL server binaries are missing: sudo apt-get install -y postgresql (or set HUBNET_PG_BINDIR)" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "installing PostgreSQL (apt-get install -y postgresql)"; \
+	  mkdir -p /etc/postgresql-common/createcluster.d; \
+	  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/hubnet-no-main-cluster.conf; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
+
+ensure-java:
+	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "Java 17+ and Maven are missing: sudo apt-get install -y default-jre-headless maven" >&2; exit 1; fi; \
+	  echo "installing Java and Maven (apt-get install -y default-jre-headless maven)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless maven; \
+	fi
+
+$(KAFKA_JARS): $(KAFKA_POM) | $(STAMPS)/venv ensure-java
+	@$(HUBNET) stack prepare
+	@touch $@
+
+fmt: $(STAMPS)/venv ## ruff format, then ruff check --fix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lint: $(STAMPS)/venv ## ruff check, ruff format --check, mypy (strict), import contracts (lint-imports)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services shared deploy tests
+	$(VENV)/bin/lint-imports
+
+test: install ## start the test stack, run unit → integration → e2e → fault (stop at the first failing tier), stop it
+	@export HUBNET_STACK=$(TEST_STACK); \
+	trap 'exit 130' INT TERM; \
+	trap 'echo "━━ stopping the $(TEST_STACK) stack"; $(HUBNET) stack down || true' EXIT; \
+	$(HUBNET) stack up; \
+	for tier in $(TIERS); do \
+	  echo "━━ tests/$$tier"; \
+	  rc=0; $(PYTEST) tests/$$tier || rc=$$?; \
+	  if [ $$rc != 0 ]; then \
+	    if [ $$rc = 5 ]; then why="no tests collected"; else why="pytest exit $$rc"; fi; \
+	    echo "━━ tests/$$tier FAILED ($$why): later tiers not run" >&2; \
+	    exit $$rc; \
+	  fi; \
+	done
+
+# One tier against the test stack, which is started if needed and left running for the next run.
+define run_tier
+	@HUBNET_STACK=$(TEST_STACK) $(HUBNET) stack up $(2)
+	HUBNET_STACK=$(TEST_STACK) $(PYTEST) tests/$(1)
+	@echo "(the $(TEST_STACK) stack keeps running: make down HUBNET_STACK=$(TEST_STACK) stops it)"
+endef
+
+test-unit: $(STAMPS)/venv ## unit tests only (no stack needed)
+	$(PYTEST) tests/unit
+
+test-integration: install ## integration tests on the test stack's PostgreSQL and Kafka (left running)
+	$(call run_tier,integration,--only $(INTEGRATION_COMPONENTS))
+
+test-e2e: install ## end-to-end tests on the whole test stack (left running)
+	$(call run_tier,e2e)
+
+test-fault: install ## fault tests (stop and restart Kafka) on the whole test stack (left running)
+	$(call run_tier,fault)
+
+bench: install ## throughput of intake, the outbox relay and a consumer, as ratios to raw baselines (test stack)
+	@HUBNET_STACK=$(TEST_STACK) $(HUBNET) stack up --only postgres,kafka
+	HUBNET_STACK=$(TEST_STACK) $(PY) -m tests.bench.pipeline
+	@echo "(the $(TEST_STACK) stack keeps running: make down HUBNET_STACK=$(TEST_STACK) stops it)"
+
+up: install ## start the dev stack in the background (HUBNET_STACK, default dev)
+	$(HUBNET) stack up
+
+down: $(STAMPS)/venv ## stop the dev stack (HUBNET_STACK, default dev); its data stays in .local/<instance>
+	$(HUBNET) stack down
+
+run: install ## the dev stack with demo data: prints URLs and staff tokens; Ctrl-C stops it
+	$(HUBNET) run
+
+status: $(STAMPS)/venv ## processes and health of the stack (HUBNET_STACK, default dev)
+	$(HUBNET) stack status
+
+contracts: $(STAMPS)/venv ## regenerate the JSON Schemas in shared/contract/schemas
+	$(PY) -m shared.contract.schemas
+
+clean: ## stop every local stack and delete its state (.local/<instance>) and tool caches; keeps .venv and Kafka jars
+	@for dir in .local/*/; do \
+	  [ -d "$$dir" ] || continue; \
+	  name=$$(basename "$$dir"); \
+	  case $$name in cache|stamps) continue;; esac; \
+	  if [ -x $(HUBNET) ]; then HUBNET_STACK=$$name $(HUBNET) stack down; fi; \
+	  rm -rf "$$dir"; echo "removed $$dir"; \
+	done
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
