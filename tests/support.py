@@ -48,20 +48,7 @@ async def wait_for(
 
 async def read_topic(bootstrap: str, topic: str, *, count: int, timeout: float) -> list[ConsumerRecord[Any, Any]]:
     """Read a topic from the beginning until `count` records arrived (no group, nothing committed)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[Any, Any]] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(records) < count and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for batch in batches.values():
-                records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records
+    return await read_until(bootstrap, topic, lambda records: len(records) >= count, timeout=timeout)
 
 
 async def read_until(

@@ -1,47 +1,5 @@
-"""Fault fixtures: the whole stack, as `hubnet stack up` started it; these tests stop and restart parts of it."""
+"""Fault fixtures: the same whole-stack fixtures as e2e; these tests stop and restart parts of the stack."""
 
-from __future__ import annotations
+from tests.e2e.conftest import Stack, http, stack
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-
-import httpx
-import pytest
-
-from shared.auth import issue_staff_token
-from tests.support import stack_env
-
-
-@dataclass(frozen=True)
-class Stack:
-    env: dict[str, str]
-    intake: str
-    matching: str
-    reporting: str
-    bootstrap: str
-    maildir: str
-
-    def token(self, hub: str, subject: str = "e2e-staff") -> str:
-        return issue_staff_token(self.env["HUBNET_AUTH_SECRET"], hub=hub, subject=subject)
-
-    def staff(self, hub: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(hub)}"}
-
-
-@pytest.fixture(scope="session")
-def stack() -> Stack:
-    env = stack_env()
-    return Stack(
-        env,
-        env["HUBNET_INTAKE_URL"],
-        env["HUBNET_MATCHING_URL"],
-        env["HUBNET_REPORTING_URL"],
-        env["HUBNET_KAFKA_BOOTSTRAP_SERVERS"],
-        env["HUBNET_MAILDIR"],
-    )
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
+__all__ = ["Stack", "http", "stack"]
