@@ -41,7 +41,7 @@ import httpx
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from shared.topics import TopicSpec
+    from shared.contract.topics import TopicSpec
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 LOCAL: Final = ROOT / ".local"
@@ -743,7 +743,7 @@ inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={inst.kafka_dir / "data"}
-# Topics are created explicitly (shared.topics.all_topics), never by a producer's typo.
+# Topics are created explicitly (shared.contract.topics.all_topics), never by a producer's typo.
 auto.create.topics.enable=false
 num.partitions=3
 default.replication.factor=1
@@ -797,9 +797,9 @@ def kafka_ready(bootstrap: str) -> bool:
 
 def stack_topics() -> list[TopicSpec]:
     """The topics of the configured hubs (HUBNET_HUBS_FILE, else the built-in list)."""
+    from shared.contract.topics import all_topics
     from shared.hubs import load_hubs
     from shared.settings import CommonSettings
-    from shared.topics import all_topics
 
     return all_topics(list(load_hubs(CommonSettings())))
 
