@@ -133,8 +133,12 @@ async def bench_outbox(url: str, hub: str, bootstrap: str) -> list[Result]:
     )
 
     async def drain() -> None:
-        while await relay.relay_once():
-            pass
+        published = 0
+        while published < N:
+            batch = await relay.relay_once()
+            if batch == 0:
+                raise RuntimeError(f"outbox relay stopped after {published} of {N} rows")
+            published += batch
 
     try:
         plain = await timed(plain_inserts)
@@ -164,7 +168,10 @@ async def bench_consume(url: str, hub: str, bootstrap: str) -> list[Result]:
 
     async def raw_consume() -> None:
         seen = 0
+        deadline = time.monotonic() + 120
         while seen < N:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"raw consumer saw {seen} of {N} records in 120 s")
             for batch in (await consumer.getmany(timeout_ms=500)).values():
                 seen += len(batch)
         await consumer.commit()
@@ -195,7 +202,7 @@ async def bench_consume(url: str, hub: str, bootstrap: str) -> list[Result]:
         # Timed from the first applied event, so group join and start-up are not counted.
         await wait_for(lambda: _reached(applied, 1), timeout=60, interval=0.001, what="first event applied")
         started, first = time.perf_counter(), applied()
-        await wait_for(lambda: _reached(applied, N), timeout=600, interval=0.005, what="all events applied")
+        await wait_for(lambda: _reached(applied, N), timeout=300, interval=0.005, what="all events applied")
         applied_rate = (N - first) / (time.perf_counter() - started)
     return [Result("matching: policy + inbox + effect + outbox, batched", "raw aiokafka consume", applied_rate, raw)]
 
