@@ -163,11 +163,14 @@ class OffsetCommitter:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
-            await self.commit()
+            try:
+                await self.commit()
+            except Exception:  # the loop must outlive any single failure, or commits stop for good
+                log.exception("offset commit round failed")
 
 
 class Consumer:
-    """Applies one record with the policy above. Exposed for tests that drive it directly."""
+    """Applies fetched records with the policy above."""
 
     def __init__(
         self,
