@@ -14,6 +14,7 @@ from services.notify.settings import NotifySettings
 from services.reporting.settings import ReportingSettings
 from shared.contract.topics import all_topics
 from shared.hubs import DEFAULT_HUBS
+from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
