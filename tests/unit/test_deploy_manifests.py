@@ -19,7 +19,7 @@ from shared.settings import CommonSettings
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "deploy" / "compose"
-SETTINGS = {
+SETTINGS: dict[str, type[CommonSettings]] = {
     "intake": IntakeSettings,
     "matching": MatchingSettings,
     "notify": NotifySettings,
