@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, text
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ARRAY, FromClause, MetaData, Row, Table, TextClause, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from shared.settings import CommonSettings
@@ -29,13 +36,91 @@ def create_engine(settings: CommonSettings, *, application_name: str) -> AsyncEn
         # No pre-ping: it costs a round trip per transaction; a dead connection fails its first
         # statement, the pool is invalidated, and the caller's transient-error retry takes over.
         connect_args={"server_settings": {"application_name": application_name}},
+        # Statement parameters (names, emails, free text) never reach logs or error messages.
+        hide_parameters=True,
     )
 
 
-def create_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_sessions(engine: AsyncEngine, *, info: Mapping[str, Any] | None = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions of one service; `info` is copied into every session (e.g. the service's outbox binding)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=dict(info or {}))
 
 
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _is_json(column_type: Any) -> bool:
+    return isinstance(column_type, ARRAY | JSONB)
+
+
+@functools.cache
+def _insert_statement(
+    table: Table, columns: tuple[str, ...], conflict: tuple[str, ...] | None, update: tuple[str, ...], returning: str
+) -> TextClause:
+    # Arrays travel as one JSON text per row (unnest would flatten an array of arrays), JSONB as text.
+    casts, selects = [], []
+    for name in columns:
+        column_type = table.c[name].type
+        if _is_json(column_type):
+            casts.append(f"CAST(:{name} AS text[])")
+            if isinstance(column_type, JSONB):
+                selects.append(f"u.{name}::jsonb")
+            else:
+                element = column_type.item_type.compile(dialect=_DIALECT)  # type: ignore[attr-defined]
+                selects.append(
+                    f"CASE WHEN u.{name} IS NULL THEN NULL ELSE "
+                    f"ARRAY(SELECT CAST(e AS {element}) FROM jsonb_array_elements_text(u.{name}::jsonb) e) END"
+                )
+        else:
+            casts.append(f"CAST(:{name} AS {column_type.compile(dialect=_DIALECT)}[])")
+            selects.append(f"u.{name}")
+    target = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+    sql = (
+        f"INSERT INTO {target} ({', '.join(columns)}) "
+        f"SELECT {', '.join(selects)} FROM unnest({', '.join(casts)}) AS u({', '.join(columns)})"
+    )
+    if conflict is not None:
+        on = f" ON CONFLICT ({', '.join(conflict)})" if conflict else " ON CONFLICT"
+        if update:
+            sql += on + " DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in update)
+        else:
+            sql += on + " DO NOTHING"
+    if returning:
+        sql += f" RETURNING {returning}"
+    return text(sql)
+
+
+async def insert_rows(
+    session: AsyncSession,
+    table: FromClause,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict: Sequence[str] | None = None,
+    update: Sequence[str] = (),
+    returning: str = "",
+) -> Sequence[Row[Any]]:
+    """Insert many rows in one statement (`INSERT … SELECT FROM unnest(…)`), whatever their number: one
+    round trip and one prepared statement per table and shape. `conflict` names the conflict target
+    (empty: any constraint) and makes the insert skip, or, with `update`, overwrite those columns.
+    Rows must all have the same keys; the same conflict key twice in one call cannot be updated
+    twice (PostgreSQL refuses), so callers fold such rows first."""
+    if not rows:
+        return []
+    assert isinstance(table, Table), "insert_rows needs a table (a mapped class's __table__ is one)"
+    columns = tuple(rows[0])
+    statement = _insert_statement(
+        table, columns, tuple(conflict) if conflict is not None else None, tuple(update), returning
+    )
+    params: dict[str, list[Any]] = {name: [] for name in columns}
+    json_columns = {name for name in columns if _is_json(table.c[name].type)}
+    for row in rows:
+        for name in columns:
+            value = row[name]
+            params[name].append(json.dumps(value) if name in json_columns and value is not None else value)
+    result = await session.execute(statement, params)
+    return result.all() if returning else []

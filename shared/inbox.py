@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-APPLIED_EVENT = "hubnet.applied_event"
-"""Key in `Session.info` naming the event whose effect the session's transaction carries."""
+from shared import db
+from shared.contract import Envelope
+
+APPLIED_EVENTS = "hubnet.applied_events"
+"""Key in `Session.info` of the event ids whose effects the session's transaction carries."""
 
 
 def define_table(metadata: MetaData) -> Table:
@@ -23,16 +26,18 @@ def define_table(metadata: MetaData) -> Table:
     )
 
 
-async def claim(session: AsyncSession, table: Table, *, consumer: str, event_id: uuid.UUID, event_type: str) -> bool:
-    """Record the event as applied; False when it already was. The row lock taken here also
-    serialises two deliveries of the same event racing in different replicas."""
-    result = await session.execute(
-        insert(table)
-        .values(consumer=consumer, event_id=event_id, event_type=event_type)
-        .on_conflict_do_nothing()
-        .returning(table.c.event_id)
+async def claim(session: AsyncSession, table: Table, *, consumer: str, events: Sequence[Envelope]) -> set[uuid.UUID]:
+    """Record a batch of events as applied, in one statement; returns the ids not applied before.
+    The row locks taken here also serialise two deliveries of the same event racing in different
+    replicas: the second waits for the first's transaction, then finds the id taken."""
+    rows = await db.insert_rows(
+        session,
+        table,
+        [{"consumer": consumer, "event_id": e.id, "event_type": e.type} for e in events],
+        conflict=(),
+        returning="event_id",
     )
-    claimed = result.first() is not None
+    claimed = {row.event_id for row in rows}
     if claimed:
-        session.info[APPLIED_EVENT] = event_id
+        session.info.setdefault(APPLIED_EVENTS, set()).update(claimed)
     return claimed

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-import sqlalchemy as sa
-from alembic import command, context, op
+from alembic import command, context
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -22,6 +24,30 @@ def config(migrations_dir: Path, database_url: str) -> Config:
 
 def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
     command.upgrade(config(migrations_dir, database_url), revision)
+
+
+def autogenerate(migrations_dir: Path, database_url: str, *, message: str, revision_id: str) -> None:
+    """Write the next revision from the difference between `tables.py` and a database at head.
+    `tables.py` is the only source of a schema; a test fails when the two drift apart."""
+    command.upgrade(config(migrations_dir, database_url), "head")
+    command.revision(config(migrations_dir, database_url), message=message, autogenerate=True, rev_id=revision_id)
+
+
+def drift(metadata: MetaData, connection: Connection) -> list[Any]:
+    """What `tables.py` declares that the migrated database lacks, or the reverse (empty: none)."""
+    schema = metadata.schema
+    context_ = MigrationContext.configure(
+        connection,
+        opts={
+            "target_metadata": metadata,
+            "include_schemas": True,
+            "include_name": lambda name, type_, _: type_ != "schema" or name == schema,
+            "compare_type": True,
+            "compare_server_default": True,
+            "version_table_schema": schema,
+        },
+    )
+    return list(compare_metadata(context_, metadata))
 
 
 def run_env(metadata: MetaData) -> None:
@@ -39,7 +65,11 @@ def run_env(metadata: MetaData) -> None:
             connection=connection,
             target_metadata=metadata,
             version_table_schema=schema,
-            include_schemas=False,
+            # Compare (autogenerate) only this service's schema; other services' are none of its business.
+            include_schemas=True,
+            include_name=lambda name, type_, _: type_ != "schema" or name == schema,
+            compare_type=True,
+            compare_server_default=True,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -51,33 +81,3 @@ def run_env(metadata: MetaData) -> None:
         await engine.dispose()
 
     asyncio.run(main())
-
-
-def create_messaging_tables(schema: str) -> None:
-    """Migration step shared by every service's first revision: its outbox and inbox."""
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("event_id", sa.Uuid, nullable=False),
-        sa.Column("topic", sa.Text, nullable=False),
-        sa.Column("key", sa.Text, nullable=False),
-        sa.Column("event_type", sa.Text, nullable=False),
-        sa.Column("payload", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-        sa.Column("published_at", sa.DateTime(timezone=True)),
-        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
-        sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
-        schema=schema,
-    )
-    op.create_index(
-        "ix_outbox_pending", "outbox", ["key", "id"], schema=schema, postgresql_where=sa.text("published_at IS NULL")
-    )
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.Text, nullable=False),
-        sa.Column("event_id", sa.Uuid, nullable=False),
-        sa.Column("event_type", sa.Text, nullable=False),
-        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
-        schema=schema,
-    )

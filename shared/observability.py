@@ -7,7 +7,7 @@ import logging
 import sys
 import uuid
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
@@ -25,7 +25,7 @@ class ServiceMetrics:
         self.registry = registry
         self.events = Counter(
             f"{prefix}_events_total",
-            "Consumed events by type and outcome (applied, duplicate, ignored, dead_lettered, retried)",
+            "Consumed events by type and outcome (applied, duplicate, ignored, dead_lettered, retried, unreadable)",
             ["type", "outcome"],
             registry=registry,
         )
@@ -45,6 +45,28 @@ class ServiceMetrics:
         )
         self.outbox_errors = Counter(
             f"{prefix}_outbox_relay_errors_total", "Failed outbox relay rounds", registry=registry
+        )
+        self.outbox_failures = Counter(
+            f"{prefix}_outbox_publish_failures_total", "Outbox rows the broker did not acknowledge", registry=registry
+        )
+        self.outbox_parked = Counter(
+            f"{prefix}_outbox_parked_total",
+            "Outbox rows parked after too many failed attempts (an operator must look)",
+            registry=registry,
+        )
+        self.consumer_retries = Counter(
+            f"{prefix}_consumer_retries_total",
+            "Batches or events retried after a transient failure or a missing schema",
+            ["reason"],
+            registry=registry,
+        )
+        self.consumer_stalled = Gauge(
+            f"{prefix}_consumer_stalled",
+            "1 while a consumer waits for a missing database schema (a migration not run)",
+            registry=registry,
+        )
+        self.dead_letter_failures = Counter(
+            f"{prefix}_dead_letter_publish_failures_total", "Failed dead-letter publishes (retried)", registry=registry
         )
 
 

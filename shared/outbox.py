@@ -1,13 +1,18 @@
-"""The transactional outbox: events are written with the business change and relayed to Kafka in key order."""
+"""The transactional outbox: events are staged with the business change and relayed to Kafka in key order.
+
+A service's sessions carry its outbox binding (table and source), so a use case stages an event with
+`outbox.stage(session, data, cause=...)`; subject, hub, topic and correlation all derive from the data
+and its cause. The relay publishes committed rows, at most one per key per round, so a row that fails
+holds back only the later rows of its own key; after `max_attempts` it is parked with its error.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -15,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     Table,
@@ -22,16 +28,21 @@ from sqlalchemy import (
     Uuid,
     delete,
     func,
-    insert,
+    select,
     text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.contract import Envelope
+from shared import db, errors
+from shared.contract import Envelope, EventData, new_envelope
 from shared.observability import ServiceMetrics
+from shared.poll import Backoff
 
 log = logging.getLogger(__name__)
+
+BINDING = "hubnet.outbox"
+"""Key in `Session.info` of the service's `Outbox`."""
 
 
 def define_table(metadata: MetaData) -> Table:
@@ -46,8 +57,97 @@ def define_table(metadata: MetaData) -> Table:
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True)),
-        Index("ix_outbox_pending", "key", "id", postgresql_where=text("published_at IS NULL")),
+        Column("attempts", Integer, nullable=False, server_default=text("0")),
+        Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("last_error", Text),
+        Column("parked_at", DateTime(timezone=True)),
+        # The relay's two questions: what is due, in order; and is there an earlier row of this key.
+        Index("ix_outbox_due", "id", postgresql_where=text("published_at IS NULL AND parked_at IS NULL")),
+        Index("ix_outbox_pending", "key", "id", postgresql_where=text("published_at IS NULL AND parked_at IS NULL")),
+        Index("ix_outbox_parked", "parked_at", postgresql_where=text("parked_at IS NOT NULL")),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """Where a service stages its events, and the `source` they carry."""
+
+    table: Table
+    source: str
+
+
+def binding(table: Table, source: str) -> dict[str, Outbox]:
+    """The `info` of a service's sessions (see `db.create_sessions`)."""
+    return {BINDING: Outbox(table, source)}
+
+
+def _bound(session: AsyncSession) -> Outbox:
+    found = session.info.get(BINDING)
+    if not isinstance(found, Outbox):
+        raise RuntimeError("this session has no outbox: the service declares no outbox table")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """One event to stage: its payload, and either the event that caused it or the hub it belongs to."""
+
+    data: EventData
+    cause: Envelope | None = None
+    hub: str | None = None
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+
+
+async def stage(
+    session: AsyncSession,
+    data: EventData,
+    *,
+    cause: Envelope | None = None,
+    hub: str | None = None,
+    correlation_id: uuid.UUID | None = None,
+    causation_id: uuid.UUID | None = None,
+) -> Envelope:
+    """Stage one event in the caller's transaction; it is published only if that transaction commits."""
+    [envelope] = await stage_all(session, [Staged(data, cause, hub, correlation_id, causation_id)])
+    return envelope
+
+
+async def stage_all(session: AsyncSession, items: Iterable[Staged]) -> list[Envelope]:
+    """Stage many events in one statement. An event caused by another inherits its hub and correlation."""
+    box = _bound(session)
+    staged = list(items)
+    envelopes = []
+    for item in staged:
+        hub = item.cause.hub if item.cause is not None else item.hub
+        if hub is None:
+            raise ValueError(f"{item.data.event_type}: staged without a cause must name its hub")
+        envelopes.append(
+            new_envelope(
+                item.data,
+                source=box.source,
+                hub=hub,
+                subject=item.data.subject,
+                correlation_id=item.correlation_id,
+                causation=item.cause,
+                causation_id=item.causation_id,
+            )
+        )
+    await db.insert_rows(
+        session,
+        box.table,
+        [
+            {
+                "event_id": envelope.id,
+                "topic": item.data.topic(envelope.hub),
+                "key": envelope.subject,
+                "event_type": envelope.type,
+                "payload": envelope.to_bytes(),
+            }
+            for envelope, item in zip(envelopes, staged, strict=True)
+        ],
+    )
+    return envelopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,46 +157,69 @@ class Record:
     key: str
     event_type: str
     payload: bytes
+    attempts: int = 0
 
 
-Publish = Callable[[Sequence[Record]], Awaitable[None]]
-"""Publishes records in the given order and returns only when the broker has acknowledged all."""
+Publish = Callable[[Sequence[Record]], Awaitable[list[BaseException | None]]]
+"""Publishes records and returns, in their order, None for each the broker acknowledged and the error
+for each it did not."""
+
+Reachable = Callable[[], Awaitable[bool]]
+"""Whether the broker answers at all: tells a broker outage from a failure of particular rows."""
 
 
-async def add(session: AsyncSession, table: Table, envelope: Envelope, *, topic: str) -> None:
-    """Stage an event in the caller's transaction; it is published only if that transaction commits."""
-    await session.execute(
-        insert(table).values(
-            event_id=envelope.id,
-            topic=topic,
-            key=envelope.subject,
-            event_type=envelope.type,
-            payload=envelope.to_bytes(),
-        )
-    )
+class BrokerUnavailable(Exception):
+    """No row of a round was acknowledged and the broker does not answer: nothing is held against the rows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    id: int
+    event_id: uuid.UUID
+    event_type: str
+    topic: str
+    key: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    parked_at: datetime
 
 
 def _claim_statement(table: Table) -> str:
     name = f"{table.schema}.{table.name}"
-    # Rows are locked with SKIP LOCKED so that replicas share the work; a row is only taken when
-    # no earlier unpublished row of the same key sits outside this batch (held by another relay),
-    # so each consultation's events reach Kafka in the order they were written.
+    # Due rows in order, locked with SKIP LOCKED so that replicas share the work; a row is taken only
+    # when no earlier row of its key is still unpublished (in backoff, in this batch, or held by another
+    # relay): each key's head only, so each consultation's events reach Kafka in the order written,
+    # and a failing row holds back only its own key.
     return f"""
         WITH batch AS (
             SELECT id, key FROM {name}
-            WHERE published_at IS NULL
+            WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
             ORDER BY id
             LIMIT :limit
             FOR UPDATE SKIP LOCKED
         )
-        SELECT o.id, o.topic, o.key, o.event_type, o.payload
+        SELECT o.id, o.topic, o.key, o.event_type, o.payload, o.attempts
         FROM {name} o JOIN batch b ON o.id = b.id
         WHERE NOT EXISTS (
             SELECT 1 FROM {name} p
-            WHERE p.key = b.key AND p.id < b.id AND p.published_at IS NULL
-              AND p.id NOT IN (SELECT id FROM batch)
+            WHERE p.key = b.key AND p.id < b.id AND p.published_at IS NULL AND p.parked_at IS NULL
         )
         ORDER BY o.id
+    """
+
+
+def _failed_statement(table: Table) -> str:
+    name = f"{table.schema}.{table.name}"
+    return f"""
+        UPDATE {name} o SET
+            attempts = o.attempts + 1,
+            last_error = f.error,
+            next_attempt_at = now() + make_interval(secs => f.delay),
+            parked_at = CASE WHEN o.attempts + 1 >= :max_attempts THEN now() END
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:errors AS text[]), CAST(:delays AS float8[])) AS f(id, error, delay)
+        WHERE o.id = f.id
+        RETURNING o.id, o.parked_at IS NOT NULL AS parked
     """
 
 
@@ -109,63 +232,121 @@ class Relay:
         table: Table,
         sessions: async_sessionmaker[AsyncSession],
         publish: Publish,
+        reachable: Reachable,
         metrics: ServiceMetrics,
         batch_size: int,
-        poll_interval_s: float,
+        max_attempts: int,
+        retry_backoff: Backoff,
         retention: timedelta = timedelta(days=7),
     ) -> None:
         self._table = table
         self._sessions = sessions
         self._publish = publish
+        self._reachable = reachable
         self._metrics = metrics
         self._batch_size = batch_size
-        self._poll_interval_s = poll_interval_s
+        self._max_attempts = max_attempts
+        self._retry_backoff = retry_backoff
         self._retention = retention
         self._claim = text(_claim_statement(table))
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        """Called after a commit that staged events, so they go out without waiting for the poll."""
-        self._wake.set()
+        self._failed = text(_failed_statement(table))
+        self._rounds = 0
 
     async def relay_once(self) -> int:
+        """One round: claim, send, and mark each row by its own outcome, in one transaction.
+        Returns how many rows were claimed."""
         async with self._sessions.begin() as session:
             rows = (await session.execute(self._claim, {"limit": self._batch_size})).all()
             if not rows:
                 return 0
-            records = [Record(row.id, row.topic, row.key, row.event_type, row.payload) for row in rows]
-            await self._publish(records)
-            await session.execute(
-                update(self._table)
-                .where(self._table.c.id.in_([record.id for record in records]))
-                .values(published_at=func.now())
-            )
-        self._metrics.outbox_published.inc(len(records))
+            records = [Record(r.id, r.topic, r.key, r.event_type, r.payload, r.attempts) for r in rows]
+            outcomes = await self._publish(records)
+            sent = [record.id for record, error in zip(records, outcomes, strict=True) if error is None]
+            failed = [(record, error) for record, error in zip(records, outcomes, strict=True) if error is not None]
+            if failed and not sent and not await self._reachable():
+                # An outage is not the rows' fault: roll back (attempts untouched) and let the loop back off.
+                raise BrokerUnavailable(f"{len(failed)} rows not acknowledged and the broker does not answer")
+            if sent:
+                await session.execute(
+                    update(self._table).where(self._table.c.id.in_(sent)).values(published_at=func.now())
+                )
+            parked = await self._record_failures(session, failed) if failed else 0
+        self._metrics.outbox_published.inc(len(sent))
+        if failed:
+            self._metrics.outbox_failures.inc(len(failed))
+            self._metrics.outbox_parked.inc(parked)
         return len(records)
+
+    async def _record_failures(self, session: AsyncSession, failed: Sequence[tuple[Record, BaseException]]) -> int:
+        delays = []
+        for record, _ in failed:
+            backoff = Backoff(self._retry_backoff.base_s, self._retry_backoff.cap_s)
+            backoff.attempts = record.attempts
+            delays.append(backoff.next_delay())
+        result = await session.execute(
+            self._failed,
+            {
+                "ids": [record.id for record, _ in failed],
+                "errors": [f"{errors.describe(error)}: {error}"[:1000] for _, error in failed],
+                "delays": delays,
+                "max_attempts": self._max_attempts,
+            },
+        )
+        outcome = {row.id: row.parked for row in result}
+        for record, error in failed:
+            if outcome.get(record.id):
+                log.error(
+                    "outbox row %d (%s, key %s, topic %s) parked after %d attempts: %s",
+                    record.id,
+                    record.event_type,
+                    record.key,
+                    record.topic,
+                    record.attempts + 1,
+                    errors.describe(error),
+                )
+            else:
+                log.warning("outbox row %d to %s failed: %s", record.id, record.topic, errors.describe(error))
+        return sum(outcome.values())
 
     async def purge(self) -> None:
         async with self._sessions.begin() as session:
             await session.execute(delete(self._table).where(self._table.c.published_at < func.now() - self._retention))
 
-    async def run(self) -> None:
-        backoff = self._poll_interval_s
-        loops = 0
-        while True:
-            try:
-                published = await self.relay_once()
-                backoff = self._poll_interval_s
-                loops += 1
-                if loops % 3000 == 0:
-                    await self.purge()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self._metrics.outbox_errors.inc()
-                log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if published < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
-                self._wake.clear()
+    async def work(self) -> bool:
+        """One unit for `poll.poll`: a round, and now and then a purge of old published rows."""
+        claimed = await self.relay_once()
+        self._rounds += 1
+        if self._rounds % 3000 == 0:
+            await self.purge()
+        return claimed >= self._batch_size
+
+
+async def list_parked(session: AsyncSession, table: Table, *, limit: int = 100) -> list[Parked]:
+    rows = await session.execute(
+        select(
+            table.c.id,
+            table.c.event_id,
+            table.c.event_type,
+            table.c.topic,
+            table.c.key,
+            table.c.attempts,
+            table.c.last_error,
+            table.c.created_at,
+            table.c.parked_at,
+        )
+        .where(table.c.parked_at.is_not(None), table.c.published_at.is_(None))
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    return [Parked(**row._mapping) for row in rows]
+
+
+async def requeue(session: AsyncSession, table: Table, ids: Sequence[int]) -> int:
+    """Give parked rows a fresh start (after the cause is fixed, e.g. the topic created)."""
+    result = await session.execute(
+        update(table)
+        .where(table.c.id.in_(ids), table.c.parked_at.is_not(None), table.c.published_at.is_(None))
+        .values(parked_at=None, attempts=0, next_attempt_at=func.now())
+        .returning(table.c.id)
+    )
+    return len(result.all())

@@ -38,10 +38,20 @@ class CommonSettings(BaseSettings):
 
     outbox_poll_interval_s: float = 0.2
     outbox_batch_size: int = 500
+    # A row failing this many rounds is parked (listed by `python -m services.<name> outbox parked`).
+    outbox_max_attempts: int = 10
+    outbox_retry_backoff_s: float = 0.5
+    outbox_retry_backoff_cap_s: float = 60.0
+    # Bound on waiting for a topic's metadata: a missing topic fails its rows, not the whole round.
+    outbox_metadata_timeout_s: float = 2.0
+
     consumer_max_attempts: int = 5
     consumer_commit_interval_s: float = 0.2
-    consumer_batch_size: int = 200
+    consumer_batch_size: int = 500
     consumer_retry_backoff_s: float = 0.2
+    consumer_retry_backoff_cap_s: float = 10.0
+    # Liveness fails when fetched records have waited this long (a dependency down that long, or a hang).
+    consumer_stall_timeout_s: float = 300.0
 
     @property
     def http_port(self) -> int:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.intake import api, tables
+from services.intake import SERVICE, api, tables
 from services.intake.settings import IntakeSettings
 from shared.hubs import load_hubs
-from shared.service import create_http_app, create_runtime
+from shared.runtime import create_http_app, create_runtime
 
 
 def create_app(settings: IntakeSettings) -> FastAPI:
-    runtime = create_runtime("intake", settings, tables.metadata)
+    runtime = create_runtime(SERVICE, settings, tables.metadata)
     router = api.create_router(
         runtime.sessions,
         load_hubs(settings),
         auth_secret=settings.auth_secret.get_secret_value(),
-        on_commit=runtime.relay.wake,
+        on_commit=runtime.wake_relay,
     )
     # Intake keeps accepting consultations while Kafka is away: readiness needs only PostgreSQL.
     return create_http_app(

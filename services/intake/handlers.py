@@ -7,13 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake import domain, repository, tables
+from services.intake import domain, repository
 from shared import outbox
-from shared.contract import new_envelope
 from shared.contract.consultation import ConsultationSubmitted, ConsultationWithdrawn, WithdrawalReason
-from shared.contract.topics import consultations
-
-SOURCE = "/hubnet/intake"
 
 
 async def submit_consultation(
@@ -30,14 +26,7 @@ async def submit_consultation(
         if existing is not None:
             return existing.id, False
     await repository.save_submitted(session, submitted, idempotency_key)
-    envelope = new_envelope(
-        submitted,
-        source=SOURCE,
-        hub=submitted.hub,
-        subject=str(submitted.consultation_id),
-        correlation_id=correlation_id,
-    )
-    await outbox.add(session, tables.outbox_table, envelope, topic=consultations(submitted.hub))
+    await outbox.stage(session, submitted, hub=submitted.hub, correlation_id=correlation_id)
     return submitted.consultation_id, True
 
 
@@ -63,6 +52,5 @@ async def withdraw_consultation(
         reason=reason,
         recorded_by=recorded_by,
     )
-    envelope = new_envelope(event, source=SOURCE, hub=hub, subject=str(consultation_id), correlation_id=correlation_id)
-    await outbox.add(session, tables.outbox_table, envelope, topic=consultations(hub))
+    await outbox.stage(session, event, hub=hub, correlation_id=correlation_id)
     return withdrawn

@@ -8,9 +8,10 @@ from datetime import datetime
 from sqlalchemy import ARRAY, DateTime, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared import db, inbox, outbox
+from services.intake import SERVICE
+from shared import db, outbox
 
-metadata = db.service_metadata("intake")
+metadata = db.service_metadata(SERVICE.schema)
 
 
 class Base(DeclarativeBase):
@@ -43,4 +44,3 @@ class Consultation(Base):
 
 
 outbox_table = outbox.define_table(metadata)
-inbox_table = inbox.define_table(metadata)

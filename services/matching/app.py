@@ -6,26 +6,17 @@ import functools
 
 from fastapi import FastAPI
 
-from services.matching import api, handlers, tables
+from services.matching import SERVICE, api, handlers, tables
 from services.matching.settings import MatchingSettings
+from shared.consumer import on
 from shared.contract.consultation import ConsultationSubmitted
-from shared.kafka import Subscription
-from shared.service import create_http_app, create_runtime
-
-GROUP = "hubnet.matching"
+from shared.runtime import create_http_app, create_runtime
 
 
 def create_app(settings: MatchingSettings) -> FastAPI:
-    runtime = create_runtime("matching", settings, tables.metadata)
-    runtime.subscribe(
-        Subscription(
-            GROUP,
-            {
-                ConsultationSubmitted: functools.partial(
-                    handlers.propose_matches, limit=settings.matching_max_candidates
-                )
-            },
-        )
+    runtime = create_runtime(SERVICE, settings, tables.metadata)
+    runtime.consume(
+        on(ConsultationSubmitted, functools.partial(handlers.propose_matches, limit=settings.matching_max_candidates))
     )
     router = api.create_router(runtime.sessions, auth_secret=settings.auth_secret.get_secret_value())
     return create_http_app(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from shared.contract.vocabulary import Language, SupportField
 
@@ -24,6 +26,14 @@ class Supporter:
 class Candidate:
     supporter: Supporter
     score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    consultation_id: uuid.UUID
+    hub: str
+    proposed_at: datetime
+    candidates: tuple[Candidate, ...]
 
 
 def score_supporter(supporter: Supporter, topics: Sequence[SupportField], language: Language) -> float:

@@ -2,34 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.matching import domain, repository, tables
+from services.matching import domain, repository
 from shared import outbox
-from shared.contract import Event, new_envelope
+from shared.contract import Event
 from shared.contract.consultation import ConsultationSubmitted, MatchCandidate, MatchProposed
-from shared.contract.topics import consultations
-
-SOURCE = "/hubnet/matching"
 
 
-async def propose_matches(session: AsyncSession, event: Event[ConsultationSubmitted], *, limit: int) -> None:
-    submitted = event.data
-    supporters = await repository.list_available_supporters(session, submitted.hub)
-    candidates = domain.best_matches(supporters, submitted.topics, submitted.language, limit=limit)
+async def propose_matches(session: AsyncSession, events: Sequence[Event[ConsultationSubmitted]], *, limit: int) -> None:
+    """Rank each consultation's supporters and propose the best; one roster read for the whole batch."""
+    rosters = await repository.list_available_supporters(session, {event.data.hub for event in events})
     proposed_at = datetime.now(UTC)
-    await repository.save_proposal(
+    proposals = {
+        event.data.consultation_id: domain.Proposal(
+            consultation_id=event.data.consultation_id,
+            hub=event.data.hub,
+            proposed_at=proposed_at,
+            candidates=tuple(
+                domain.best_matches(
+                    rosters.get(event.data.hub, ()), event.data.topics, event.data.language, limit=limit
+                )
+            ),
+        )
+        for event in events
+    }
+    saved = await repository.save_proposals(session, list(proposals.values()))
+    causes = {event.data.consultation_id: event.envelope for event in events}
+    await outbox.stage_all(
         session,
-        consultation_id=submitted.consultation_id,
-        hub=submitted.hub,
-        proposed_at=proposed_at,
-        candidates=candidates,
+        [
+            outbox.Staged(_proposed(proposals[consultation_id]), cause=causes[consultation_id])
+            for consultation_id in saved
+        ],
     )
-    proposed = MatchProposed(
-        consultation_id=submitted.consultation_id,
-        proposed_at=proposed_at,
+
+
+def _proposed(proposal: domain.Proposal) -> MatchProposed:
+    return MatchProposed(
+        consultation_id=proposal.consultation_id,
+        proposed_at=proposal.proposed_at,
         rule=domain.RULE,
         candidates=tuple(
             MatchCandidate(
@@ -39,13 +54,9 @@ async def propose_matches(session: AsyncSession, event: Event[ConsultationSubmit
                 languages=c.supporter.languages,
                 score=c.score,
             )
-            for c in candidates
+            for c in proposal.candidates
         ),
     )
-    envelope = new_envelope(
-        proposed, source=SOURCE, hub=submitted.hub, subject=event.envelope.subject, causation=event.envelope
-    )
-    await outbox.add(session, tables.outbox_table, envelope, topic=consultations(submitted.hub))
 
 
 async def register_supporter(session: AsyncSession, supporter: domain.Supporter) -> None:

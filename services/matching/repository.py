@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.matching import domain, tables
+from shared import db
 from shared.contract.vocabulary import Language, SupportField
 
 
@@ -49,28 +50,33 @@ async def list_supporters(session: AsyncSession, hub: str) -> list[domain.Suppor
     return [_to_domain(row) for row in rows]
 
 
-async def list_available_supporters(session: AsyncSession, hub: str) -> list[domain.Supporter]:
+async def list_available_supporters(session: AsyncSession, hubs: Iterable[str]) -> dict[str, list[domain.Supporter]]:
+    """The active roster of each hub, in one query."""
     rows = await session.scalars(
-        select(tables.Supporter).where(tables.Supporter.hub == hub, tables.Supporter.active.is_(True))
+        select(tables.Supporter).where(tables.Supporter.hub.in_(list(hubs)), tables.Supporter.active.is_(True))
     )
-    return [_to_domain(row) for row in rows]
+    rosters: dict[str, list[domain.Supporter]] = {}
+    for row in rows:
+        rosters.setdefault(row.hub, []).append(_to_domain(row))
+    return rosters
 
 
-async def save_proposal(
-    session: AsyncSession,
-    *,
-    consultation_id: uuid.UUID,
-    hub: str,
-    proposed_at: datetime,
-    candidates: list[domain.Candidate],
-) -> None:
-    session.add(
-        tables.Proposal(
-            consultation_id=consultation_id,
-            hub=hub,
-            proposed_at=proposed_at,
-            rule=domain.RULE,
-            candidates=[{"supporter_id": c.supporter.id, "score": c.score} for c in candidates],
-        )
+async def save_proposals(session: AsyncSession, proposals: Sequence[domain.Proposal]) -> list[uuid.UUID]:
+    """Insert the proposals in one statement; returns the consultations that had none yet."""
+    rows = await db.insert_rows(
+        session,
+        tables.Proposal.__table__,
+        [
+            {
+                "consultation_id": p.consultation_id,
+                "hub": p.hub,
+                "proposed_at": p.proposed_at,
+                "rule": domain.RULE,
+                "candidates": [{"supporter_id": c.supporter.id, "score": c.score} for c in p.candidates],
+            }
+            for p in proposals
+        ],
+        conflict=("consultation_id",),
+        returning="consultation_id",
     )
-    await session.flush()
+    return [row.consultation_id for row in rows]

@@ -1,10 +1,11 @@
 """Matching's knobs (env: HUBNET_<FIELD>)."""
 
+from services.matching import SERVICE
 from shared.settings import CommonSettings
 
 
 class MatchingSettings(CommonSettings):
-    matching_port: int = 8002
+    matching_port: int = SERVICE.default_port
     matching_max_candidates: int = 3
 
     @property

@@ -10,9 +10,10 @@ from sqlalchemy import ARRAY, DateTime, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.matching import SERVICE
 from shared import db, inbox, outbox
 
-metadata = db.service_metadata("matching")
+metadata = db.service_metadata(SERVICE.schema)
 
 
 class Base(DeclarativeBase):

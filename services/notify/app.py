@@ -1,51 +1,121 @@
-"""Notify's composition root."""
+"""Notify's composition root: the acknowledgement consumer and the delivery worker."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from fastapi import FastAPI
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import handlers, tables
-from services.notify.mailer import Mailer
+from services.notify import SERVICE, domain, handlers, tables
+from services.notify.mailer import Mailer, describe, is_permanent
 from services.notify.settings import NotifySettings
 from services.notify.templates import Templates
+from shared import poll
+from shared.consumer import on
 from shared.contract.consultation import ConsultationSubmitted
 from shared.hubs import load_hubs
-from shared.kafka import Subscription
-from shared.service import Runtime, create_http_app, create_runtime
-
-GROUP = "hubnet.notify"
+from shared.runtime import Runtime, create_http_app, create_runtime
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: NotifySettings) -> FastAPI:
-    runtime = create_runtime("notify", settings, tables.metadata)
+    runtime = create_runtime(SERVICE, settings, tables.metadata)
     due = asyncio.Event()
-    acknowledge = functools.partial(handlers.acknowledge_consultation, templates=Templates(), hubs=load_hubs(settings))
-    runtime.subscribe(Subscription(GROUP, {ConsultationSubmitted: acknowledge}), after_commit=due.set)
-    runtime.workers.append(functools.partial(deliver_forever, runtime, settings, Mailer(settings), due))
+    acknowledge = functools.partial(
+        handlers.acknowledge_consultations,
+        templates=Templates(),
+        hubs=load_hubs(settings),
+        deadline=timedelta(seconds=settings.delivery_deadline_s),
+    )
+    runtime.consume(on(ConsultationSubmitted, acknowledge), after_commit=due.set)
+    deliverer = Deliverer(runtime, settings, Mailer(settings))
+    runtime.workers.append(
+        functools.partial(
+            poll.poll,
+            deliverer.work,
+            name="notify delivery",
+            idle_s=settings.delivery_poll_interval_s,
+            backoff=poll.Backoff(settings.delivery_poll_interval_s, 5.0),
+            wake=due,
+        )
+    )
     return create_http_app(runtime, title="hubnet notify", description="Emails and webhooks, in Japanese and English.")
 
 
-async def deliver_forever(runtime: Runtime, settings: NotifySettings, mailer: Mailer, due: asyncio.Event) -> None:
-    """The delivery loop: one transaction per delivery; woken by new deliveries, polling for retries."""
-    while True:
+class Deliverer:
+    """Sends due deliveries one at a time: claim (committed as `sending`), SMTP, then the outcome."""
+
+    def __init__(self, runtime: Runtime, settings: NotifySettings, mailer: Mailer) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._mailer = mailer
+        self._deliveries = Counter(
+            "hubnet_notify_deliveries_total",
+            "Delivery attempts by channel and outcome (sent, retried, failed)",
+            ["channel", "outcome"],
+            registry=runtime.registry,
+        )
+        self._given_up = Counter(
+            "hubnet_notify_deliveries_given_up_total",
+            "Deliveries given up (refused, or still failing at their deadline); each published DeliveryFailed",
+            ["reason"],
+            registry=runtime.registry,
+        )
+
+    async def work(self) -> bool:
+        async with self._runtime.sessions.begin() as session:
+            claimed = await handlers.claim_due(
+                session, limit=self._settings.delivery_claim_size, lease_s=self._settings.delivery_lease_s
+            )
+        for delivery in claimed:
+            await self._deliver(delivery)
+        return bool(claimed)
+
+    async def _deliver(self, delivery: domain.Delivery) -> None:
         try:
-            async with runtime.sessions.begin() as session:
-                delivered = await handlers.deliver_next(session, mailer, max_attempts=settings.delivery_max_attempts)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("delivery loop failed; retrying", exc_info=True)
-            delivered = False
-        if delivered:
-            runtime.relay.wake()
-            continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(due.wait(), timeout=settings.delivery_poll_interval_s)
-        due.clear()
+            await self._mailer.send(delivery)
+        except Exception as error:  # every SMTP or network failure is classified below
+            await self._record_failure(delivery, error)
+            return
+        # The message is out: recording it must not be lost to a brief database outage, or the lease
+        # would lapse and the message go out again. Retry until it commits.
+        await self._commit(functools.partial(handlers.record_sent, delivery=delivery), "recording a sent delivery")
+        self._deliveries.labels("email", "sent").inc()
+        self._runtime.wake_relay()
+
+    async def _record_failure(self, delivery: domain.Delivery, error: Exception) -> None:
+        permanent = is_permanent(error)
+        reason = describe(error)
+        log.warning("delivery %s failed (attempt %d): %s", delivery.id, delivery.attempts, reason)
+        gave_up = False
+
+        async def record(session: AsyncSession) -> None:
+            nonlocal gave_up
+            gave_up = await handlers.record_failure(
+                session,
+                delivery,
+                reason=reason,
+                permanent=permanent,
+                retry_base=timedelta(seconds=self._settings.delivery_retry_base_s),
+                retry_cap=timedelta(seconds=self._settings.delivery_retry_cap_s),
+            )
+
+        await self._commit(record, "recording a failed delivery")
+        self._deliveries.labels("email", "failed" if gave_up else "retried").inc()
+        if gave_up:
+            self._given_up.labels("refused" if permanent else "deadline").inc()
+            self._runtime.wake_relay()
+
+    async def _commit(self, use_case: Callable[[AsyncSession], Awaitable[None]], what: str) -> None:
+        async def attempt() -> None:
+            async with self._runtime.sessions.begin() as session:
+                await use_case(session)
+
+        await poll.until_done(attempt, name=what, backoff=poll.Backoff(0.2, 5.0))

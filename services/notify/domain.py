@@ -1,10 +1,17 @@
-"""Delivery rules: one delivery per (event, template), retried with backoff, then given up."""
+"""Delivery rules: one delivery per (event, template); pending → sending → sent, retried until a deadline.
+
+The state `sending` is committed before the message goes to SMTP, so a crash between the two leaves
+evidence: once its lease lapses, the delivery is sent again. That is the only way a message is sent
+twice, so the residual duplicate window is one message per delivery in flight when a process dies:
+at most `notify_send_concurrency` duplicates per crash, never a loss.
+"""
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.contract.vocabulary import Language
@@ -14,6 +21,7 @@ ACKNOWLEDGEMENT = "consultation.acknowledged"
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
+    SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
 
@@ -31,12 +39,32 @@ class Delivery:
     subject: str
     body: str
     attempts: int = 0
+    deadline_at: datetime | None = None
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Exponential backoff from 2 s, capped at 10 minutes."""
-    return timedelta(seconds=min(2**attempts, 600))
+@dataclass(frozen=True, slots=True)
+class Retry:
+    at: datetime
 
 
-def gives_up(attempts: int, max_attempts: int) -> bool:
-    return attempts >= max_attempts
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    permanent: bool
+
+
+def retry_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
+    """Exponential backoff with full jitter: uniform in [base, min(cap, base·2^(attempts-1))]."""
+    factor: int = 2 ** min(max(attempts - 1, 0), 30)
+    ceiling = min(cap, base * factor)
+    return base + (ceiling - base) * random.random()
+
+
+def after_failure(
+    attempts: int, *, now: datetime, deadline: datetime, permanent: bool, base: timedelta, cap: timedelta
+) -> Retry | GiveUp:
+    """What follows a failed attempt: a permanent refusal gives up at once; otherwise retry, unless the
+    next attempt would fall after the deadline."""
+    if permanent:
+        return GiveUp(permanent=True)
+    at = now + retry_delay(attempts, base=base, cap=cap)
+    return GiveUp(permanent=False) if at > deadline else Retry(at)

@@ -4,92 +4,132 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import domain, repository, tables
-from services.notify.mailer import Mailer
+from services.notify import domain, repository
 from services.notify.templates import Templates
 from shared import outbox
-from shared.contract import Event, new_envelope
-from shared.contract.consultation import ConsultationSubmitted, NotificationSent
-from shared.contract.topics import consultations
+from shared.contract import Event
+from shared.contract.consultation import ConsultationSubmitted, DeliveryFailed, NotificationSent
 from shared.contract.vocabulary import label
 from shared.hubs import Hub
-
-SOURCE = "/hubnet/notify"
 
 log = logging.getLogger(__name__)
 
 
-async def acknowledge_consultation(
-    session: AsyncSession, event: Event[ConsultationSubmitted], *, templates: Templates, hubs: dict[str, Hub]
+async def acknowledge_consultations(
+    session: AsyncSession,
+    events: Sequence[Event[ConsultationSubmitted]],
+    *,
+    templates: Templates,
+    hubs: dict[str, Hub],
+    deadline: timedelta,
 ) -> None:
-    """Queue the acknowledgement to the applicant, in the consultation's language."""
-    submitted = event.data
-    language = submitted.language
-    hub = hubs.get(submitted.hub)
-    hub_name = (hub.name_ja if language.value == "ja" else hub.name_en) if hub else submitted.hub
-    rendered = templates.render(
-        domain.ACKNOWLEDGEMENT,
-        language,
-        hub_name=hub_name,
-        reference=str(submitted.consultation_id)[:8].upper(),
-        contact_name=submitted.personal.contact_name,
-        title=submitted.title,
-        organization=submitted.organization,
-        topics=("、" if language.value == "ja" else ", ").join(label(t, language) for t in submitted.topics),
-    )
-    await repository.save(
-        session,
-        domain.Delivery(
-            id=uuid.uuid4(),
-            hub=submitted.hub,
-            consultation_id=submitted.consultation_id,
-            cause_event_id=event.envelope.id,
-            correlation_id=event.envelope.correlation_id,
-            template=domain.ACKNOWLEDGEMENT,
-            language=language,
-            recipient=str(submitted.personal.email),
-            subject=rendered.subject,
-            body=rendered.body,
-        ),
-    )
-
-
-async def deliver_next(session: AsyncSession, mailer: Mailer, *, max_attempts: int) -> bool:
-    """Send the next due delivery, if any; on success stage `NotificationSent` with it."""
-    delivery = await repository.get_next_due(session)
-    if delivery is None:
-        return False
-    now = datetime.now(UTC)
-    try:
-        await mailer.send(delivery)
-    except Exception as error:  # every SMTP or network failure is retried later
-        attempts = delivery.attempts + 1
-        retry_at = None if domain.gives_up(attempts, max_attempts) else now + domain.retry_delay(attempts)
-        log.warning("delivery %s failed (attempt %d): %s", delivery.id, attempts, error)
-        await repository.mark_failed_attempt(
-            session, delivery, error=f"{type(error).__name__}: {error}", retry_at=retry_at
+    """Queue each applicant's acknowledgement, in the consultation's language; one insert per batch."""
+    deliveries = []
+    for event in events:
+        submitted = event.data
+        language = submitted.language
+        hub = hubs.get(submitted.hub)
+        hub_name = (hub.name_ja if language.value == "ja" else hub.name_en) if hub else submitted.hub
+        rendered = templates.render(
+            domain.ACKNOWLEDGEMENT,
+            language,
+            hub_name=hub_name,
+            reference=str(submitted.consultation_id)[:8].upper(),
+            contact_name=submitted.personal.contact_name,
+            title=submitted.title,
+            organization=submitted.organization,
+            topics=("、" if language.value == "ja" else ", ").join(label(t, language) for t in submitted.topics),
         )
-        return True
+        deliveries.append(
+            domain.Delivery(
+                id=uuid.uuid4(),
+                hub=submitted.hub,
+                consultation_id=submitted.consultation_id,
+                cause_event_id=event.envelope.id,
+                correlation_id=event.envelope.correlation_id,
+                template=domain.ACKNOWLEDGEMENT,
+                language=language,
+                recipient=str(submitted.personal.email),
+                subject=rendered.subject,
+                body=rendered.body,
+            )
+        )
+    await repository.save_all(session, deliveries, deadline=deadline)
+
+
+async def claim_due(session: AsyncSession, *, limit: int, lease_s: float) -> list[domain.Delivery]:
+    """Take due deliveries (pending, or sending with a lapsed lease) and mark them `sending`; the
+    caller commits before any message leaves."""
+    return await repository.claim_due(session, limit=limit, lease_s=lease_s)
+
+
+async def record_sent(session: AsyncSession, delivery: domain.Delivery) -> None:
+    """The message is with the SMTP server: mark it sent and tell the others."""
+    now = datetime.now(UTC)
     await repository.mark_sent(session, delivery, now)
-    sent = NotificationSent(
-        consultation_id=delivery.consultation_id,
-        notification_id=delivery.id,
-        sent_at=now,
-        channel="email",
-        template=delivery.template,
-        recipient_role="applicant",
-        language=delivery.language,
-    )
-    envelope = new_envelope(
-        sent,
-        source=SOURCE,
+    await outbox.stage(
+        session,
+        NotificationSent(
+            consultation_id=delivery.consultation_id,
+            notification_id=delivery.id,
+            sent_at=now,
+            channel="email",
+            template=delivery.template,
+            recipient_role="applicant",
+            language=delivery.language,
+        ),
         hub=delivery.hub,
-        subject=str(delivery.consultation_id),
         correlation_id=delivery.correlation_id,
+        causation_id=delivery.cause_event_id,
     )
-    await outbox.add(session, tables.outbox_table, envelope, topic=consultations(delivery.hub))
+
+
+async def record_failure(
+    session: AsyncSession,
+    delivery: domain.Delivery,
+    *,
+    reason: str,
+    permanent: bool,
+    retry_base: timedelta,
+    retry_cap: timedelta,
+) -> bool:
+    """Schedule the next attempt, or give up (permanent refusal, or the deadline reached) and say so
+    with `DeliveryFailed`. True when given up."""
+    now = datetime.now(UTC)
+    deadline = delivery.deadline_at or now
+    step = domain.after_failure(
+        delivery.attempts, now=now, deadline=deadline, permanent=permanent, base=retry_base, cap=retry_cap
+    )
+    if isinstance(step, domain.Retry):
+        await repository.mark_retry(session, delivery, error=reason, at=step.at)
+        return False
+    await repository.mark_failed(session, delivery, error=reason, at=now)
+    await outbox.stage(
+        session,
+        DeliveryFailed(
+            consultation_id=delivery.consultation_id,
+            notification_id=delivery.id,
+            failed_at=now,
+            channel="email",
+            template=delivery.template,
+            recipient_role="applicant",
+            attempts=max(delivery.attempts, 1),
+            permanent=step.permanent,
+            reason=reason[:500],
+        ),
+        hub=delivery.hub,
+        correlation_id=delivery.correlation_id,
+        causation_id=delivery.cause_event_id,
+    )
+    log.error(
+        "gave up delivery %s after %d attempts (%s)",
+        delivery.id,
+        delivery.attempts,
+        "refused" if step.permanent else "deadline reached",
+    )
     return True

@@ -12,6 +12,25 @@ from services.notify import domain
 from services.notify.settings import NotifySettings
 
 
+def is_permanent(error: BaseException) -> bool:
+    """An SMTP 5xx reply (or every recipient refused with one) will not change on retry; anything else
+    (4xx, timeouts, refused or dropped connections) may."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(r.code >= 500 for r in error.recipients)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return 500 <= error.code < 600
+    return False
+
+
+def describe(error: BaseException) -> str:
+    """The error's type and SMTP code: never the reply text, which may echo the address."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return f"SMTPRecipientsRefused {','.join(str(r.code) for r in error.recipients)}"
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return f"{type(error).__name__} {error.code}"
+    return type(error).__name__
+
+
 class Mailer:
     def __init__(self, settings: NotifySettings) -> None:
         self._settings = settings

@@ -2,80 +2,104 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import domain, tables
+from shared import db
 from shared.contract.vocabulary import Language
 
+_DELIVERIES = f"{tables.metadata.schema}.{tables.Delivery.__tablename__}"
 
-async def save(session: AsyncSession, delivery: domain.Delivery) -> None:
-    await session.execute(
-        insert(tables.Delivery)
-        .values(
-            id=delivery.id,
-            hub=delivery.hub,
-            consultation_id=delivery.consultation_id,
-            cause_event_id=delivery.cause_event_id,
-            correlation_id=delivery.correlation_id,
-            template=delivery.template,
-            language=delivery.language.value,
-            recipient=delivery.recipient,
-            subject=delivery.subject,
-            body=delivery.body,
-            status=domain.DeliveryStatus.PENDING.value,
-            attempts=0,
-        )
-        .on_conflict_do_nothing(constraint="uq_deliveries_cause_template")
+# Due: pending and its time has come, or sending whose lease lapsed (its sender died mid-send).
+# The claim commits `sending` before any SMTP traffic: that is what bounds duplicates to crashes.
+_CLAIM = text(
+    f"""
+    UPDATE {_DELIVERIES} d SET status = 'sending', attempts = d.attempts + 1,
+        next_attempt_at = now() + make_interval(secs => :lease)
+    FROM (
+        SELECT id FROM {_DELIVERIES}
+        WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()
+        ORDER BY next_attempt_at
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    ) due
+    WHERE d.id = due.id
+    RETURNING d.*
+    """
+)
+
+
+async def save_all(session: AsyncSession, deliveries: Sequence[domain.Delivery], *, deadline: timedelta) -> None:
+    await db.insert_rows(
+        session,
+        tables.Delivery.__table__,
+        [
+            {
+                "id": d.id,
+                "hub": d.hub,
+                "consultation_id": d.consultation_id,
+                "cause_event_id": d.cause_event_id,
+                "correlation_id": d.correlation_id,
+                "template": d.template,
+                "language": d.language.value,
+                "recipient": d.recipient,
+                "subject": d.subject,
+                "body": d.body,
+                "status": domain.DeliveryStatus.PENDING.value,
+                "deadline_at": datetime.now(UTC) + deadline,
+            }
+            for d in deliveries
+        ],
+        conflict=("cause_event_id", "template"),
     )
 
 
-async def get_next_due(session: AsyncSession) -> domain.Delivery | None:
-    """Lock one due delivery; replicas skip each other's."""
-    row = await session.scalar(
-        select(tables.Delivery)
-        .where(
-            tables.Delivery.status == domain.DeliveryStatus.PENDING.value, tables.Delivery.next_attempt_at <= func.now()
-        )
-        .order_by(tables.Delivery.next_attempt_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if row is None:
-        return None
+def _to_domain(row: Row[tuple[object, ...]]) -> domain.Delivery:
+    m = row._mapping
     return domain.Delivery(
-        id=row.id,
-        hub=row.hub,
-        consultation_id=row.consultation_id,
-        cause_event_id=row.cause_event_id,
-        correlation_id=row.correlation_id,
-        template=row.template,
-        language=Language(row.language),
-        recipient=row.recipient,
-        subject=row.subject,
-        body=row.body,
-        attempts=row.attempts,
+        id=m["id"],
+        hub=m["hub"],
+        consultation_id=m["consultation_id"],
+        cause_event_id=m["cause_event_id"],
+        correlation_id=m["correlation_id"],
+        template=m["template"],
+        language=Language(m["language"]),
+        recipient=m["recipient"],
+        subject=m["subject"],
+        body=m["body"],
+        attempts=m["attempts"],
+        deadline_at=m["deadline_at"],
     )
+
+
+async def claim_due(session: AsyncSession, *, limit: int, lease_s: float) -> list[domain.Delivery]:
+    rows = await session.execute(_CLAIM, {"limit": limit, "lease": lease_s})
+    return [_to_domain(row) for row in rows]
 
 
 async def mark_sent(session: AsyncSession, delivery: domain.Delivery, sent_at: datetime) -> None:
     await session.execute(
         update(tables.Delivery)
         .where(tables.Delivery.id == delivery.id)
-        .values(
-            status=domain.DeliveryStatus.SENT.value, sent_at=sent_at, attempts=delivery.attempts + 1, last_error=None
-        )
+        .values(status=domain.DeliveryStatus.SENT.value, sent_at=sent_at, last_error=None)
     )
 
 
-async def mark_failed_attempt(
-    session: AsyncSession, delivery: domain.Delivery, *, error: str, retry_at: datetime | None
-) -> None:
-    status = domain.DeliveryStatus.PENDING if retry_at is not None else domain.DeliveryStatus.FAILED
-    values: dict[str, object] = {"status": status.value, "attempts": delivery.attempts + 1, "last_error": error[:2000]}
-    if retry_at is not None:
-        values["next_attempt_at"] = retry_at
-    await session.execute(update(tables.Delivery).where(tables.Delivery.id == delivery.id).values(**values))
+async def mark_retry(session: AsyncSession, delivery: domain.Delivery, *, error: str, at: datetime) -> None:
+    await session.execute(
+        update(tables.Delivery)
+        .where(tables.Delivery.id == delivery.id)
+        .values(status=domain.DeliveryStatus.PENDING.value, next_attempt_at=at, last_error=error[:1000])
+    )
+
+
+async def mark_failed(session: AsyncSession, delivery: domain.Delivery, *, error: str, at: datetime) -> None:
+    await session.execute(
+        update(tables.Delivery)
+        .where(tables.Delivery.id == delivery.id)
+        .values(status=domain.DeliveryStatus.FAILED.value, failed_at=at, last_error=error[:1000])
+    )

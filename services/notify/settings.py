@@ -1,10 +1,11 @@
 """Notify's knobs (env: HUBNET_<FIELD>)."""
 
+from services.notify import SERVICE
 from shared.settings import CommonSettings
 
 
 class NotifySettings(CommonSettings):
-    notify_port: int = 8003
+    notify_port: int = SERVICE.default_port
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     smtp_username: str | None = None
@@ -13,7 +14,16 @@ class NotifySettings(CommonSettings):
     smtp_timeout_s: float = 10.0
     mail_from: str = "hubnet <no-reply@hubnet.example.jp>"
     delivery_poll_interval_s: float = 0.2
-    delivery_max_attempts: int = 8
+    # Retries of a failing delivery: exponential backoff with jitter from base to cap, until the deadline;
+    # then it is given up with a DeliveryFailed event. An SMTP 5xx gives up at once.
+    delivery_retry_base_s: float = 2.0
+    delivery_retry_cap_s: float = 600.0
+    delivery_deadline_s: float = 48 * 3600.0
+    # A delivery in `sending` longer than this is presumed orphaned by a crash and sent again; it must
+    # exceed the time one send can take (smtp_timeout_s bounds each SMTP step).
+    delivery_lease_s: float = 60.0
+    # Claimed deliveries wait their turn under the same lease: keep claim_size × smtp_timeout_s well below it.
+    delivery_claim_size: int = 1
 
     @property
     def http_port(self) -> int:

@@ -8,9 +8,10 @@ from datetime import datetime
 from sqlalchemy import DateTime, Index, Integer, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.notify import SERVICE
 from shared import db, inbox, outbox
 
-metadata = db.service_metadata("notify")
+metadata = db.service_metadata(SERVICE.schema)
 
 
 class Base(DeclarativeBase):
@@ -19,10 +20,10 @@ class Base(DeclarativeBase):
 
 class Delivery(Base):
     __tablename__ = "deliveries"
-    # One delivery per cause and template: a redelivered event can never send twice.
+    # One delivery per cause and template: a redelivered event can never queue a second message.
     __table_args__ = (
         UniqueConstraint("cause_event_id", "template", name="uq_deliveries_cause_template"),
-        Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status IN ('pending', 'sending')")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -36,10 +37,13 @@ class Delivery(Base):
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # For `pending`: when to try next; for `sending`: when the lease lapses (the sender presumed dead).
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
 
 

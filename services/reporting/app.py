@@ -4,32 +4,27 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.reporting import api, handlers, tables
+from services.reporting import SERVICE, api, handlers, tables
 from services.reporting.settings import ReportingSettings
+from shared.consumer import on
 from shared.contract.consultation import (
     ConsultationSubmitted,
     ConsultationWithdrawn,
+    DeliveryFailed,
     MatchProposed,
     NotificationSent,
 )
-from shared.kafka import Subscription
-from shared.service import create_http_app, create_runtime
-
-GROUP = "hubnet.reporting"
+from shared.runtime import create_http_app, create_runtime
 
 
 def create_app(settings: ReportingSettings) -> FastAPI:
-    runtime = create_runtime("reporting", settings, tables.metadata)
-    runtime.subscribe(
-        Subscription(
-            GROUP,
-            {
-                ConsultationSubmitted: handlers.record_submission,
-                MatchProposed: handlers.record_match_proposal,
-                NotificationSent: handlers.record_notification,
-                ConsultationWithdrawn: handlers.record_withdrawal,
-            },
-        )
+    runtime = create_runtime(SERVICE, settings, tables.metadata)
+    runtime.consume(
+        on(ConsultationSubmitted, handlers.record_submissions),
+        on(MatchProposed, handlers.record_match_proposals),
+        on(NotificationSent, handlers.record_notifications),
+        on(DeliveryFailed, handlers.record_delivery_failures),
+        on(ConsultationWithdrawn, handlers.record_withdrawals),
     )
     router = api.create_router(runtime.sessions, auth_secret=settings.auth_secret.get_secret_value())
     return create_http_app(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting import domain, tables
+from shared import db
 from shared.contract import Envelope
 
 
@@ -21,33 +21,40 @@ class ConsultationRecord:
     timeline: list[tables.TimelineEntry]
 
 
-async def get_status_for_update(session: AsyncSession, consultation_id: uuid.UUID) -> domain.Status | None:
-    status = await session.scalar(
-        select(tables.ConsultationView.status).where(tables.ConsultationView.id == consultation_id).with_for_update()
+async def lock_statuses(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, domain.Status]:
+    """The current status of each known consultation, locked until the transaction ends."""
+    rows = await session.execute(
+        select(tables.ConsultationView.id, tables.ConsultationView.status)
+        .where(tables.ConsultationView.id.in_(list(ids)))
+        .order_by(tables.ConsultationView.id)  # one lock order for every replica: no deadlocks between them
+        .with_for_update()
     )
-    return domain.Status(status) if status is not None else None
+    return {row.id: domain.Status(row.status) for row in rows}
 
 
-async def save_view(session: AsyncSession, consultation_id: uuid.UUID, hub: str, **values: Any) -> None:
-    """Insert or update the view; events may rebuild it in any state, so every write is an upsert."""
-    values["updated_at"] = datetime.now(UTC)
-    statement = insert(tables.ConsultationView).values(id=consultation_id, hub=hub, **values)
-    await session.execute(statement.on_conflict_do_update(index_elements=[tables.ConsultationView.id], set_=values))
+async def save_views(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or update views, one row per consultation; events may rebuild a view in any state."""
+    columns = [name for name in rows[0] if name != "id"]
+    await db.insert_rows(session, tables.ConsultationView.__table__, rows, conflict=("id",), update=columns)
 
 
-async def add_to_timeline(session: AsyncSession, envelope: Envelope, consultation_id: uuid.UUID) -> None:
-    await session.execute(
-        insert(tables.TimelineEntry)
-        .values(
-            event_id=envelope.id,
-            consultation_id=consultation_id,
-            hub=envelope.hub,
-            event_type=envelope.type,
-            source=envelope.source,
-            occurred_at=envelope.time,
-            correlation_id=envelope.correlation_id,
-        )
-        .on_conflict_do_nothing()
+async def add_to_timeline(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+    await db.insert_rows(
+        session,
+        tables.TimelineEntry.__table__,
+        [
+            {
+                "event_id": envelope.id,
+                "consultation_id": uuid.UUID(envelope.subject),
+                "hub": envelope.hub,
+                "event_type": envelope.type,
+                "source": envelope.source,
+                "occurred_at": envelope.time,
+                "correlation_id": envelope.correlation_id,
+            }
+            for envelope in envelopes
+        ],
+        conflict=("event_id",),
     )
 
 

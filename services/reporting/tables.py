@@ -10,9 +10,10 @@ from sqlalchemy import ARRAY, DateTime, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared import db, inbox, outbox
+from services.reporting import SERVICE
+from shared import db, inbox
 
-metadata = db.service_metadata("reporting")
+metadata = db.service_metadata(SERVICE.schema)
 
 
 class Base(DeclarativeBase):
@@ -41,6 +42,7 @@ class ConsultationView(Base):
     match_proposed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -56,5 +58,4 @@ class TimelineEntry(Base):
     correlation_id: Mapped[uuid.UUID]
 
 
-outbox_table = outbox.define_table(metadata)
 inbox_table = inbox.define_table(metadata)

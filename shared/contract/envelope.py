@@ -21,6 +21,15 @@ class EventData(BaseModel):
 
     event_type: ClassVar[str]
 
+    @property
+    def subject(self) -> str:
+        """The envelope's subject and the Kafka key: what this event is about."""
+        raise NotImplementedError
+
+    def topic(self, hub: str) -> str:
+        """The topic this event is published to, at `hub`."""
+        raise NotImplementedError
+
 
 class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
@@ -61,6 +70,7 @@ def new_envelope(
     subject: str,
     correlation_id: uuid.UUID | None = None,
     causation: Envelope | None = None,
+    causation_id: uuid.UUID | None = None,
     time: datetime | None = None,
 ) -> Envelope:
     """Wrap a payload. An event caused by another inherits its correlation id."""
@@ -76,6 +86,6 @@ def new_envelope(
         dataschema=f"hubnet:schemas/{data.event_type}.json",
         hub=hub,
         correlation_id=correlation_id,
-        causation_id=causation.id if causation is not None else None,
+        causation_id=causation.id if causation is not None else causation_id,
         data=data.model_dump(mode="json"),
     )

@@ -5,13 +5,21 @@ from __future__ import annotations
 from shared.contract.consultation import (
     ConsultationSubmitted,
     ConsultationWithdrawn,
+    DeliveryFailed,
     MatchProposed,
     NotificationSent,
 )
 from shared.contract.envelope import EventData
 
 EVENT_TYPES: dict[str, type[EventData]] = {
-    model.event_type: model for model in (ConsultationSubmitted, ConsultationWithdrawn, MatchProposed, NotificationSent)
+    model.event_type: model
+    for model in (
+        ConsultationSubmitted,
+        ConsultationWithdrawn,
+        MatchProposed,
+        NotificationSent,
+        DeliveryFailed,
+    )
 }
 
 

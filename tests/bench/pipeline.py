@@ -29,7 +29,7 @@ from services.intake import handlers as intake_handlers
 from services.intake import tables as intake_tables
 from services.matching.app import create_app as create_matching
 from services.matching.settings import MatchingSettings
-from shared import db, kafka, migrations, outbox
+from shared import db, kafka, migrations, outbox, poll
 from shared.contract import Envelope
 from shared.contract.consultation import ConsultationSubmitted
 from shared.contract.topics import consultations, dead_letter
@@ -89,7 +89,7 @@ def envelopes(hub: str) -> list[Envelope]:
 async def bench_outbox(url: str, hub: str, bootstrap: str) -> list[Result]:
     settings = CommonSettings(database_url=url, kafka_bootstrap_servers=bootstrap)
     engine = db.create_engine(settings, application_name="bench")
-    sessions = db.create_sessions(engine)
+    sessions = db.create_sessions(engine, info=outbox.binding(intake_tables.outbox_table, "/hubnet/intake"))
     items = envelopes(hub)
 
     async def plain_inserts() -> None:
@@ -127,9 +127,11 @@ async def bench_outbox(url: str, hub: str, bootstrap: str) -> list[Result]:
         table=intake_tables.outbox_table,
         sessions=sessions,
         metrics=metrics,
-        publish=kafka.outbox_publisher(broker),
+        publish=kafka.outbox_publisher(broker, metadata_timeout_s=5),
+        reachable=kafka.reachable(broker),
         batch_size=500,
-        poll_interval_s=0.01,
+        max_attempts=5,
+        retry_backoff=poll.Backoff(0.05, 1.0),
     )
 
     async def drain() -> None:

@@ -29,7 +29,7 @@ def _intake_sequences(records: list[ConsumerRecord[Any, Any]], ids: set[str]) ->
     sequences: dict[str, list[str]] = defaultdict(list)
     for record in records:
         key = record.key.decode() if record.key else ""
-        event_type = dict(record.headers).get("ce_type", b"").decode()
+        event_type = dict(record.headers).get("hubnet-type", b"").decode()
         if key in ids and event_type in INTAKE_EVENTS:
             sequences[key].append(event_type)
     return sequences

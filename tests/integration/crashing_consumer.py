@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from services.matching.app import create_app
 from services.matching.settings import MatchingSettings
-from shared.inbox import APPLIED_EVENT
+from shared.inbox import APPLIED_EVENTS
 
 
 def _die_once_applied(session: Session) -> None:
-    if APPLIED_EVENT in session.info:
+    if session.info.get(APPLIED_EVENTS):
         os._exit(9)
 
 

@@ -34,3 +34,7 @@ def submitted(hub: str, consultation_id: uuid.UUID | None = None, *, language: L
         personal=ApplicantPersonal(contact_name="山田 花子", email="hanako@example.jp", body="相談内容"),
     )
     return new_envelope(data, source="/hubnet/intake", hub=hub, subject=str(consultation_id))
+
+
+def submitted_data(envelope: Envelope) -> ConsultationSubmitted:
+    return ConsultationSubmitted.model_validate(envelope.data)

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.intake import tables as intake_tables
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from shared import db, kafka, outbox
+from shared import db, kafka, outbox, poll
 from shared.contract import Envelope
+from shared.contract.consultation import ConsultationSubmitted
 from shared.observability import ServiceMetrics
 from shared.settings import CommonSettings
 from tests.integration import events
@@ -55,7 +56,8 @@ async def test_submission_is_published_keyed_by_consultation_when_intake_accepts
     assert record.key == consultation_id.encode()
     headers = dict(record.headers)
     assert headers["content-type"] == b"application/cloudevents+json"
-    assert headers["ce_type"] == b"hubnet.consultation.submitted.v1"
+    assert headers["hubnet-type"] == b"hubnet.consultation.submitted.v1"
+    assert not [name for name in headers if name.startswith("ce_")], "structured mode: no ce_ headers"
     envelope = Envelope.model_validate_json(record.value)
     assert envelope.subject == consultation_id
     assert envelope.hub == hub.id
@@ -90,15 +92,16 @@ async def test_competing_relays_publish_each_key_in_order_exactly_once(
 ) -> None:
     settings = CommonSettings(database_url=database_url, kafka_bootstrap_servers=infra.bootstrap)
     engine = db.create_engine(settings, application_name="test")
-    sessions = db.create_sessions(engine)
+    sessions = db.create_sessions(engine, info=outbox.binding(intake_tables.outbox_table, "/hubnet/test"))
     keys = [uuid.uuid4() for _ in range(20)]
     per_key = 10
     async with sessions.begin() as session:
         for sequence in range(per_key):
+            staged = []
             for key in keys:
-                envelope = events.submitted(hub.id, key)
-                envelope = envelope.model_copy(update={"data": {**envelope.data, "title": f"#{sequence}"}})
-                await outbox.add(session, intake_tables.outbox_table, envelope, topic=hub.topic)
+                data = ConsultationSubmitted.model_validate(events.submitted(hub.id, key).data)
+                staged.append(outbox.Staged(data.model_copy(update={"title": f"#{sequence}"}), hub=hub.id))
+            await outbox.stage_all(session, staged)
 
     brokers = []
     relays = []
@@ -114,12 +117,17 @@ async def test_competing_relays_publish_each_key_in_order_exactly_once(
                 table=intake_tables.outbox_table,
                 sessions=sessions,
                 metrics=metrics,
-                publish=kafka.outbox_publisher(broker),
+                publish=kafka.outbox_publisher(broker, metadata_timeout_s=2),
+                reachable=kafka.reachable(broker),
                 batch_size=7,
-                poll_interval_s=0.01,
+                max_attempts=5,
+                retry_backoff=poll.Backoff(0.05, 0.5),
             )
         )
-    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    tasks = [
+        asyncio.create_task(poll.poll(relay.work, name="relay", idle_s=0.01, backoff=poll.Backoff(0.01, 0.1)))
+        for relay in relays
+    ]
     try:
         records = await read_topic(infra.bootstrap, hub.topic, count=len(keys) * per_key, timeout=60)
         await wait_for(lambda: _all_published(sessions), timeout=20, what="outbox drained")

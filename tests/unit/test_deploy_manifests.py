@@ -35,8 +35,10 @@ SETTINGS: dict[str, type[CommonSettings]] = {
 }
 SERVICES = list(SETTINGS)
 CONSUMERS = [group.removeprefix("hubnet.") for group in PLATFORM_CONSUMER_GROUPS]
-# The consumer group each consumer service really joins (its app module's GROUP).
-GROUPS: dict[str, str] = {service: importlib.import_module(f"services.{service}.app").GROUP for service in CONSUMERS}
+# The consumer group each consumer service really joins (its declaration in services/<name>/__init__).
+GROUPS: dict[str, str] = {
+    service: importlib.import_module(f"services.{service}").SERVICE.consumer_group for service in CONSUMERS
+}
 HUB_TOPICS = {consultations(hub.id) for hub in DEFAULT_HUBS}
 # Not hubnet settings but read by the runtime: Python's default TLS context takes its CA bundle from it.
 RUNTIME_VARIABLES = {"SSL_CERT_FILE"}

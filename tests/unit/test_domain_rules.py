@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -74,12 +74,25 @@ def test_status_only_moves_forward(
     assert reporting.advance(current, proposed) is expected
 
 
-def test_retry_delay_grows_and_is_capped() -> None:
-    delays = [notify.retry_delay(n).total_seconds() for n in range(1, 15)]
-    assert delays == sorted(delays)
-    assert delays[-1] == 600
-    assert notify.gives_up(8, 8)
-    assert not notify.gives_up(7, 8)
+def test_retry_delay_is_jittered_between_base_and_a_growing_cap() -> None:
+    base, cap = timedelta(seconds=2), timedelta(minutes=10)
+    for attempts in range(1, 20):
+        ceiling = min(cap, base * 2 ** (attempts - 1))
+        delays = [notify.retry_delay(attempts, base=base, cap=cap) for _ in range(50)]
+        assert all(base <= delay <= ceiling for delay in delays)
+    assert max(notify.retry_delay(12, base=base, cap=cap) for _ in range(200)) > timedelta(minutes=5)
+
+
+def test_delivery_gives_up_at_once_when_refused_and_at_the_deadline_otherwise() -> None:
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    base, cap = timedelta(seconds=2), timedelta(minutes=10)
+    refused = notify.after_failure(1, now=now, deadline=now + timedelta(hours=48), permanent=True, base=base, cap=cap)
+    assert refused == notify.GiveUp(permanent=True)
+    retry = notify.after_failure(3, now=now, deadline=now + timedelta(hours=48), permanent=False, base=base, cap=cap)
+    assert isinstance(retry, notify.Retry)
+    assert now + base <= retry.at <= now + base * 4
+    late = notify.after_failure(30, now=now, deadline=now + base / 2, permanent=False, base=base, cap=cap)
+    assert late == notify.GiveUp(permanent=False)
 
 
 @pytest.mark.parametrize("language", list(Language))

@@ -1,0 +1,430 @@
+"""The one consumer policy, decided here for every service: batches applied once, poison skipped, offsets after effects.
+
+- A fetched batch is parsed; records that are not hubnet events, or whose payload fails its model, go
+  to the group's dead-letter topic with the reason (error type and field locations, never values).
+- The rest are applied in one transaction: the inbox claims every event id in one statement, and each
+  route's handler receives all its events of the batch at once, so it can use set-based SQL. The batch
+  is cut into layers so that a consultation's events still apply in their order (see `plan`).
+- A failure is classified (`shared.errors`): transient ones (connection, shutdown, serialization,
+  deadlock, lock timeout, read-only) retry the batch with backoff and never dead-letter; a missing
+  schema stalls with an alert until a deploy fixes it; anything else falls back to one event per
+  transaction, where poison dead-letters at once and other errors after `consumer_max_attempts`.
+- Offsets are committed only for records whose transaction committed (or whose dead letter was
+  acknowledged), every `consumer_commit_interval_s` and when partitions are revoked. A crash between
+  effect and commit means redelivery, which the inbox turns into a no-op.
+- A record aiokafka cannot read (corrupt or undecodable batch) is recorded on the dead-letter topic by
+  its position and skipped; a failing dead-letter publish is retried with backoff. Nothing loops hot.
+- Liveness: `healthy()` turns false when records have waited longer than `consumer_stall_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeAlias, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CorruptRecordException, KafkaError, UnsupportedCodecError
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared import errors, inbox, kafka
+from shared.contract import Envelope, Event, EventData
+from shared.contract.topics import dead_letter
+from shared.observability import ServiceMetrics, correlation_id
+from shared.poll import Backoff, until_done
+from shared.service import Service
+from shared.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+D = TypeVar("D", bound=EventData)
+Record: TypeAlias = "ConsumerRecord[bytes | None, bytes | None]"
+UNREADABLE = (CorruptRecordException, UnsupportedCodecError)
+
+
+@dataclass(frozen=True, slots=True)
+class Route(Generic[D]):
+    """Events of one type, and the use case that applies a batch of them."""
+
+    model: type[D]
+    handler: Callable[[AsyncSession, Sequence[Event[D]]], Awaitable[None]]
+
+
+def on(model: type[D], handler: Callable[[AsyncSession, Sequence[Event[D]]], Awaitable[None]]) -> Route[D]:
+    """`on(ConsultationSubmitted, handlers.propose_matches)`: mypy refuses a handler of another event type."""
+    return Route(model, handler)
+
+
+def plan(events: Sequence[Event[Any]]) -> list[list[list[Event[Any]]]]:
+    """Cut a batch into layers of calls, one call per event type in each layer, so that every
+    consultation's events are applied in their order: an event goes in the layer of its subject's
+    previous event when both have the same type, else in the next layer. Events of different
+    subjects never wait for each other, so a backlog of submitted → proposed → sent applies in
+    three calls whatever its size."""
+    last: dict[str, tuple[int, str]] = {}
+    layers: list[dict[str, list[Event[Any]]]] = []
+    for event in events:
+        subject, event_type = event.envelope.subject, event.envelope.type
+        previous = last.get(subject)
+        layer = 0 if previous is None else previous[0] + (previous[1] != event_type)
+        last[subject] = (layer, event_type)
+        if layer == len(layers):
+            layers.append({})
+        layers[layer].setdefault(event_type, []).append(event)
+    return [list(calls.values()) for calls in layers]
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    record: Record
+    event: Event[Any]
+
+
+class Consumer:
+    """One consumer group member: fetches batches from the hub topics and applies them with the policy above."""
+
+    def __init__(
+        self,
+        *,
+        service: Service,
+        routes: Sequence[Route[Any]],
+        settings: CommonSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        inbox_table: Table,
+        broker: KafkaBroker,
+        metrics: ServiceMetrics,
+        after_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.group_id = service.consumer_group + settings.consumer_group_suffix
+        self.dead_letter_topic = dead_letter(self.group_id)
+        self._service = service
+        self._routes = {route.model.event_type: route for route in routes}
+        self._settings = settings
+        self._sessions = sessions
+        self._inbox = inbox_table
+        self._broker = broker
+        self._metrics = metrics
+        self._after_commit = after_commit
+        self._processed: dict[TopicPartition, int] = {}
+        self._fetched: dict[TopicPartition, int] = {}
+        self._waiting_since: float | None = None
+        self._last_commit = time.monotonic()
+        self._careful = 0
+        self._consumer: AIOKafkaConsumer | None = None
+
+    # --- liveness -------------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        """False when fetched records have waited longer than the configured stall timeout."""
+        since = self._waiting_since
+        return since is None or time.monotonic() - since < self._settings.consumer_stall_timeout_s
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        consumer = kafka.create_consumer(self._settings, service=self._service.name, group_id=self.group_id)
+        consumer.subscribe(pattern=self._settings.consultation_topic_pattern, listener=_Listener(self))
+        self._consumer = consumer
+        await until_done(consumer.start, name=f"{self.group_id}: connecting to Kafka", backoff=self._backoff())
+        try:
+            while True:
+                records = await self._fetch(consumer)
+                if records:
+                    await self.consume(records)
+                    for record in records:
+                        self._processed[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                await self._commit_if_due(consumer)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._commit(consumer), timeout=5)
+            await consumer.stop()
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self._settings.consumer_retry_backoff_s, self._settings.consumer_retry_backoff_cap_s)
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> list[Record]:
+        backoff = self._backoff()
+        while True:
+            try:
+                if self._careful > 0:
+                    return await self._fetch_carefully(consumer)
+                batches = await consumer.getmany(timeout_ms=200, max_records=self._settings.consumer_batch_size)
+            except UNREADABLE as error:
+                log.error("%s: a fetched batch cannot be read (%s); reading record by record", self.group_id, error)
+                await self._rewind_to_fetched(consumer)
+                self._careful = self._settings.consumer_batch_size
+                continue
+            except KafkaError as error:
+                delay = backoff.next_delay()
+                log.warning("%s: fetch failed (%s); retrying in %.1fs", self.group_id, error, delay)
+                await asyncio.sleep(delay)
+                continue
+            records = [record for batch in batches.values() for record in batch]
+            for record in records:
+                self._fetched[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            return records
+
+    async def _rewind_to_fetched(self, consumer: AIOKafkaConsumer) -> None:
+        # aiokafka drops the readable records that preceded an unreadable batch in the same fetch
+        # and moves past them; seek back to the last record it actually handed over.
+        for tp in consumer.assignment():
+            fetched = self._fetched.get(tp)
+            if fetched is not None and await consumer.position(tp) > fetched:
+                consumer.seek(tp, fetched)
+
+    async def _fetch_carefully(self, consumer: AIOKafkaConsumer) -> list[Record]:
+        """One record at a time per partition, so an unreadable one is found by its exact position."""
+        records: list[Record] = []
+        for tp in sorted(consumer.assignment()):
+            while len(records) < self._settings.consumer_batch_size:
+                position = await consumer.position(tp)
+                try:
+                    got = (await consumer.getmany(tp, timeout_ms=50, max_records=1)).get(tp, [])
+                except UNREADABLE as error:
+                    await self._skip_unreadable(consumer, tp, position, error)
+                    continue
+                if not got:
+                    break
+                records.extend(got)
+                self._fetched[tp] = got[-1].offset + 1
+        self._careful = self._careful - len(records) if records else 0
+        return records
+
+    async def _skip_unreadable(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, error: Exception
+    ) -> None:
+        reason = f"unreadable record: {type(error).__name__}"
+        await self._publish_dead_letter(b"", None, [], reason, topic=tp.topic, partition=tp.partition, offset=offset)
+        self._metrics.events.labels("unknown", "unreadable").inc()
+        consumer.seek(tp, offset + 1)
+        self._fetched[tp] = offset + 1
+        self._processed[tp] = offset + 1
+
+    # --- applying a batch -----------------------------------------------------------------------
+
+    async def consume(self, records: Sequence[Record]) -> None:
+        """Apply a fetched batch; returns once every record is applied, skipped or dead-lettered."""
+        self._waiting_since = time.monotonic()
+        try:
+            parsed = []
+            for record in records:
+                item = await self._parse(record)
+                if item is not None:
+                    parsed.append(item)
+            if parsed:
+                await self._apply(parsed)
+        finally:
+            self._waiting_since = None
+
+    async def _parse(self, record: Record) -> _Parsed | None:
+        try:
+            envelope = Envelope.model_validate_json(record.value or b"")
+        except ValidationError as error:
+            await self._dead_letter(record, f"not a hubnet envelope: {errors.describe(error)}", "unknown")
+            return None
+        route = self._routes.get(envelope.type)
+        if route is None:
+            self._metrics.events.labels(envelope.type, "ignored").inc()
+            return None
+        try:
+            return _Parsed(record, Event(envelope, route.model.model_validate(envelope.data)))
+        except ValidationError as error:
+            await self._dead_letter(record, f"invalid {envelope.type} payload: {errors.describe(error)}", envelope.type)
+            return None
+
+    async def _apply(self, parsed: Sequence[_Parsed]) -> None:
+        backoff = self._backoff()
+        while True:
+            try:
+                await self._transaction([item.event for item in parsed])
+                return
+            except Exception as error:  # classified below; nothing is lost, only retried or split
+                outcome = errors.classify(error)
+                if outcome in (errors.Outcome.TRANSIENT, errors.Outcome.SCHEMA):
+                    await self._wait_out(error, outcome, backoff)
+                    continue
+                if len(parsed) == 1:
+                    break
+                log.warning(
+                    "%s: a batch of %d events failed (%s); applying them one by one",
+                    self.group_id,
+                    len(parsed),
+                    errors.describe(error),
+                )
+                break
+        for item in parsed:
+            await self._apply_one(item)
+
+    async def _apply_one(self, item: _Parsed) -> None:
+        backoff = self._backoff()
+        attempt = 0
+        with _correlated(item.event.envelope):
+            while True:
+                attempt += 1
+                try:
+                    await self._transaction([item.event])
+                    return
+                except Exception as error:  # classified below
+                    outcome = errors.classify(error)
+                    if outcome in (errors.Outcome.TRANSIENT, errors.Outcome.SCHEMA):
+                        await self._wait_out(error, outcome, backoff)
+                        continue
+                    reason = errors.describe(error)
+                    if outcome is errors.Outcome.POISON or attempt >= self._settings.consumer_max_attempts:
+                        await self._dead_letter(
+                            item.record, f"failed {attempt} times: {reason}", item.event.envelope.type
+                        )
+                        return
+                    self._metrics.events.labels(item.event.envelope.type, "retried").inc()
+                    delay = backoff.next_delay()
+                    log.warning("applying %s failed (%s); retrying in %.2fs", item.event.envelope.id, reason, delay)
+                    await asyncio.sleep(delay)
+
+    async def _wait_out(self, error: Exception, outcome: errors.Outcome, backoff: Backoff) -> None:
+        delay = backoff.next_delay()
+        self._metrics.consumer_retries.labels(outcome.value).inc()
+        if outcome is errors.Outcome.SCHEMA:
+            # A deploy is missing a migration: nothing to skip, nothing to dead-letter. Say it loudly.
+            self._metrics.consumer_stalled.set(1)
+            log.error(
+                "%s stalled: the database schema is missing (%s); run the migrations. Retrying in %.1fs",
+                self.group_id,
+                errors.describe(error),
+                delay,
+            )
+        else:
+            log.warning("%s: %s; retrying in %.2fs", self.group_id, errors.describe(error), delay)
+        await asyncio.sleep(delay)
+
+    async def _transaction(self, events: Sequence[Event[Any]]) -> None:
+        started = time.perf_counter()
+        unique = list({event.envelope.id: event for event in events}.values())
+        async with self._sessions.begin() as session:
+            claimed = await inbox.claim(
+                session, self._inbox, consumer=self.group_id, events=[event.envelope for event in unique]
+            )
+            fresh = [event for event in unique if event.envelope.id in claimed]
+            for layer in plan(fresh):
+                for calls in layer:
+                    with _correlated(calls[0].envelope):
+                        await self._routes[calls[0].envelope.type].handler(session, calls)
+        self._metrics.consumer_stalled.set(0)
+        self._after_commit()
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        counted: set[uuid.UUID] = set()
+        for event in events:  # a redelivery within the batch counts as a duplicate too
+            event_id = event.envelope.id
+            outcome = "applied" if event_id in claimed and event_id not in counted else "duplicate"
+            counted.add(event_id)
+            self._metrics.events.labels(event.envelope.type, outcome).inc()
+
+    # --- dead letters -----------------------------------------------------------------------------
+
+    async def _dead_letter(self, record: Record, reason: str, event_type: str) -> None:
+        await self._publish_dead_letter(
+            record.value or b"",
+            record.key,
+            list(record.headers or ()),
+            reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        self._metrics.events.labels(event_type, "dead_lettered").inc()
+        log.error("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+
+    async def _publish_dead_letter(
+        self,
+        value: bytes,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]],
+        reason: str,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        """Retried with backoff until the broker acknowledges: the record's offset is not committed before."""
+        # Original headers travel on as text; bytes that are not UTF-8 are escaped, a null value is empty.
+        copied = {name: (raw or b"").decode("utf-8", errors="backslashreplace") for name, raw in headers}
+        copied.update(
+            {
+                "hubnet-dlt-reason": reason[:2000],
+                "hubnet-dlt-topic": topic,
+                "hubnet-dlt-partition": str(partition),
+                "hubnet-dlt-offset": str(offset),
+                "hubnet-dlt-group": self.group_id,
+            }
+        )
+        backoff = self._backoff()
+        while True:
+            try:
+                await self._broker.publish(value, topic=self.dead_letter_topic, key=key, headers=copied)
+                return
+            except Exception as error:  # any failure: the record waits, the partition does not spin
+                self._metrics.dead_letter_failures.inc()
+                delay = backoff.next_delay()
+                log.error(
+                    "%s: dead-letter publish to %s failed (%s); retrying in %.1fs",
+                    self.group_id,
+                    self.dead_letter_topic,
+                    errors.describe(error),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    # --- offsets ----------------------------------------------------------------------------------
+
+    async def _commit_if_due(self, consumer: AIOKafkaConsumer) -> None:
+        if time.monotonic() - self._last_commit >= self._settings.consumer_commit_interval_s:
+            await self._commit(consumer)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, only: set[TopicPartition] | None = None) -> None:
+        self._last_commit = time.monotonic()
+        assigned = consumer.assignment()
+        owned = {
+            tp: offset for tp, offset in self._processed.items() if tp in assigned and (only is None or tp in only)
+        }
+        if not owned:
+            return
+        try:
+            await consumer.commit(owned)
+        except KafkaError as error:
+            # A rebalance took the partitions: their new owner gets those records again, and its
+            # inbox recognises them.
+            log.warning("%s: offset commit failed (%s); records will be redelivered and skipped", self.group_id, error)
+            return
+        for tp in owned:
+            if self._processed.get(tp) == owned[tp]:
+                del self._processed[tp]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: Consumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        consumer = self._owner._consumer
+        if consumer is not None and revoked:
+            await self._owner._commit(consumer, only=set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for tp in assigned:
+            self._owner._fetched.pop(tp, None)
+
+
+@contextlib.contextmanager
+def _correlated(envelope: Envelope) -> Iterator[None]:
+    token = correlation_id.set(str(envelope.correlation_id))
+    try:
+        yield
+    finally:
+        correlation_id.reset(token)

@@ -1,0 +1,99 @@
+"""The consumer's pure parts: how a batch is cut into handler calls, and what the type checker refuses."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import textwrap
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from mypy import api as mypy_api
+
+from shared.consumer import plan
+from shared.contract import Event, EventData
+from shared.contract.consultation import ConsultationWithdrawn, MatchProposed
+from tests.integration import events
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _event(subject: uuid.UUID, kind: str) -> Event[Any]:
+    envelope = events.submitted("mediso", subject)
+    data: EventData
+    if kind == "submitted":
+        return Event(envelope, events.submitted_data(envelope))
+    if kind == "proposed":
+        data = MatchProposed(consultation_id=subject, proposed_at=envelope.time, rule="r", candidates=())
+    else:
+        data = ConsultationWithdrawn(
+            consultation_id=subject, withdrawn_at=envelope.time, reason="other", recorded_by="staff"
+        )
+    return Event(envelope.model_copy(update={"type": data.event_type}), data)
+
+
+def _flatten(layers: list[list[list[Event[Any]]]]) -> list[Event[Any]]:
+    return [event for layer in layers for call in layer for event in call]
+
+
+def test_plan_keeps_each_consultations_order_and_groups_by_type_when_batches_are_shuffled() -> None:
+    rng = random.Random(5)
+    for _ in range(200):
+        subjects = [uuid.uuid4() for _ in range(rng.randint(1, 6))]
+        batch = [_event(rng.choice(subjects), rng.choice(["submitted", "proposed", "withdrawn"])) for _ in range(30)]
+        layers = plan(batch)
+        applied = _flatten(layers)
+        assert sorted(id(e) for e in applied) == sorted(id(e) for e in batch), "every event exactly once"
+        by_subject: dict[str, list[int]] = defaultdict(list)
+        for event in applied:
+            by_subject[event.envelope.subject].append(id(event))
+        for subject, order in by_subject.items():
+            assert order == [id(e) for e in batch if e.envelope.subject == subject]
+        for layer in layers:
+            assert all(len({e.envelope.type for e in call}) == 1 for call in layer), "one type per call"
+            assert len({call[0].envelope.type for call in layer}) == len(layer), "one call per type per layer"
+
+
+def test_plan_applies_a_backlog_of_lifecycles_in_one_call_per_type() -> None:
+    subjects = [uuid.uuid4() for _ in range(100)]
+    interleaved = list(
+        itertools.chain.from_iterable(
+            (_event(s, "submitted"), _event(s, "proposed"), _event(s, "withdrawn")) for s in subjects
+        )
+    )
+    layers = plan(interleaved)
+    assert [len(layer) for layer in layers] == [1, 1, 1]
+    assert [len(layer[0]) for layer in layers] == [100, 100, 100]
+
+
+def test_mypy_refuses_a_handler_registered_under_another_event_type(tmp_path: Path) -> None:
+    module = tmp_path / "wrong_route.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+            from collections.abc import Sequence
+
+            from sqlalchemy.ext.asyncio import AsyncSession
+
+            from shared.consumer import on
+            from shared.contract import Event
+            from shared.contract.consultation import ConsultationSubmitted, MatchProposed
+
+
+            async def on_match_proposed(session: AsyncSession, events: Sequence[Event[MatchProposed]]) -> None:
+                pass
+
+
+            right = on(MatchProposed, on_match_proposed)
+            wrong = on(ConsultationSubmitted, on_match_proposed)
+            """
+        ),
+        encoding="utf-8",
+    )
+    stdout, _, status = mypy_api.run(["--strict", "--config-file", str(ROOT / "pyproject.toml"), str(module)])
+    errors = [line for line in stdout.splitlines() if ": error:" in line]
+    assert status == 1
+    assert len(errors) == 1, stdout
+    assert "wrong_route.py:16" in errors[0], stdout
