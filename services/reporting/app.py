@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.reporting import api, handlers, tables
 from services.reporting.settings import ReportingSettings
+from shared import auth
 from shared.contract.consultation import (
     ConsultationSubmitted,
     ConsultationWithdrawn,
@@ -31,7 +32,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
             },
         )
     )
-    router = api.create_router(runtime.sessions, auth_secret=settings.auth_secret.get_secret_value())
+    router = api.create_router(runtime.sessions, auth_key=auth.verification_key(settings))
     return create_http_app(
         runtime, title="hubnet reporting", description="Read models, built from events.", routers=[router]
     )

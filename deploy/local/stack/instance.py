@@ -7,7 +7,6 @@ import fcntl
 import hashlib
 import os
 import re
-import secrets
 import socket
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Final
 
 from rich.console import Console
+
+from shared import auth
 
 ROOT: Final = Path(__file__).resolve().parents[3]
 LOCAL: Final = ROOT / ".local"
@@ -158,17 +159,22 @@ def load_env(instance: str | None = None) -> dict[str, str]:
     return env
 
 
-def _auth_secret(inst: Instance) -> str:
-    """Generated once per instance and kept, so tokens issued earlier stay valid across restarts."""
-    path = inst.dir / "auth_secret"
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    inst.dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(secret + "\n")
-    return secret
+def auth_keys(inst: Instance) -> tuple[Path, Path]:
+    """The instance's staff-token key pair as PEM files (private, public).
+
+    Generated once and kept, so that tokens issued earlier stay valid across restarts.
+    """
+    private, public = inst.dir / "staff-token.key", inst.dir / "staff-token.pub"
+    if not private.exists():
+        inst.dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(auth.private_pem(auth.PrivateKey.generate()))
+        public.unlink(missing_ok=True)
+    if not public.exists():
+        key = auth.load_private_key(private.read_text(encoding="utf-8"), source=str(private))
+        public.write_text(auth.public_pem(key.public_key()), encoding="utf-8")
+    return private, public
 
 
 def stack_env(inst: Instance) -> dict[str, str]:
@@ -180,9 +186,13 @@ def stack_env(inst: Instance) -> dict[str, str]:
         "HUBNET_SMTP_HOST": HOST,
         "HUBNET_SMTP_PORT": str(inst.ports["smtp"]),
         "HUBNET_MAILDIR": str(inst.maildir),
-        "HUBNET_AUTH_SECRET": _auth_secret(inst),
         "HUBNET_HOST": HOST,
+        # A developer's machine, not a deployment: the services would accept a committed placeholder key.
+        "HUBNET_ENVIRONMENT": "local",
     }
+    private, public = auth_keys(inst)
+    env[f"{auth.PUBLIC_KEY_VAR}_FILE"] = str(public)
+    env[f"{auth.PRIVATE_KEY_VAR}_FILE"] = str(private)  # for the issuers (hubnet CLI, tests), never the services
     env.update({f"HUBNET_{service.upper()}_URL": inst.url(service) for service in SERVICES})
     env.update({var: str(inst.ports[role]) for role, var in PORT_VARS.items()})
     return env

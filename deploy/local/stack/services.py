@@ -16,6 +16,7 @@ from rich.console import Console
 
 from deploy.local.stack import process
 from deploy.local.stack.instance import ROOT, SERVICES, Instance, StackError, claim_ports, stack_env
+from shared import auth
 
 START_TIMEOUT: Final = 60.0
 MIGRATE_TIMEOUT: Final = 180.0
@@ -29,8 +30,11 @@ def service_env(inst: Instance) -> dict[str, str]:
     """The services' environment: this stack's settings over the caller's environment."""
     from shared.contract.topics import LOCAL_STACK_PATTERN
 
-    env = dict(os.environ)
+    # Only the issuers of staff tokens (the hubnet CLI, the tests) hold the private key: the services get
+    # the instance's public key, and no key the caller's environment may carry.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HUBNET_AUTH_")}
     env.update(stack_env(inst))
+    del env[f"{auth.PRIVATE_KEY_VAR}_FILE"]
     # The stack's consumers leave the scratch hubs of integration tests and benchmarks alone.
     env.setdefault("HUBNET_CONSULTATION_TOPIC_PATTERN", LOCAL_STACK_PATTERN)
     env.setdefault("PYTHONUNBUFFERED", "1")
