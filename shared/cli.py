@@ -10,7 +10,7 @@ from typing import TypeVar
 import uvicorn
 from fastapi import FastAPI
 
-from shared import migrations
+from shared import auth, migrations
 from shared.observability import configure_logging
 from shared.settings import CommonSettings
 
@@ -30,8 +30,13 @@ def main(
     if command == "migrate":
         migrations.upgrade(migrations_dir, settings.database_url)
     elif command == "serve":
+        try:
+            auth.verification_key(settings)  # every service, whether it has staff routes yet or not
+            app = create_app(settings)
+        except auth.KeyRefused as error:
+            sys.exit(f"hubnet {service} refuses to start: {error}")
         uvicorn.run(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.http_port,
             log_config=None,

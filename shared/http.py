@@ -129,7 +129,7 @@ def install_correlation(app: FastAPI) -> None:
         return response
 
 
-def staff_principal(secret: str) -> Callable[..., Awaitable[auth.StaffPrincipal]]:
+def staff_principal(key: auth.PublicKey) -> Callable[..., Awaitable[auth.StaffPrincipal]]:
     """A FastAPI dependency: the hub staff member behind the bearer token, or 401."""
     bearer = HTTPBearer(auto_error=False)
 
@@ -143,7 +143,7 @@ def staff_principal(secret: str) -> Callable[..., Awaitable[auth.StaffPrincipal]
                 en="Authentication required (Bearer token)",
             )
         try:
-            return auth.verify_staff_token(secret, credentials.credentials)
+            return auth.verify_staff_token(key, credentials.credentials)
         except auth.InvalidToken as error:
             raise Problem(401, "invalid_token", ja="トークンが無効です", en=f"Invalid token: {error}") from error
 

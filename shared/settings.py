@@ -28,7 +28,12 @@ class CommonSettings(BaseSettings):
     consultation_topic_pattern: str = CONSULTATIONS_PATTERN
     consumer_group_suffix: str = ""
 
-    auth_secret: SecretStr = SecretStr("hubnet-local-development-secret-change-me")
+    # Staff tokens are EdDSA: the services hold only the issuer's Ed25519 public key (PEM), given inline or
+    # as a file (a mounted secret); shared.auth.verification_key refuses a missing, malformed, weak or
+    # committed one at start. "local" (set by the local stack) alone accepts a committed placeholder.
+    auth_public_key: str | None = None
+    auth_public_key_file: Path | None = None
+    environment: Literal["production", "local"] = "production"
     admin_token: SecretStr | None = None
     hubs_file: Path | None = None
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,6 +17,7 @@ from rich.table import Table
 
 from deploy.local import stack
 from deploy.local.stack import StackError
+from shared import auth
 
 if TYPE_CHECKING:
     from deploy.local.seed import SeedReport
@@ -34,10 +37,10 @@ COMPONENT_HELP = "postgres, kafka, smtp, services, or one service (intake, match
 
 @contextlib.contextmanager
 def _reported() -> Iterator[None]:
-    """A StackError ends the command with its message and exit code 1, not a traceback."""
+    """A StackError (or a refused key) ends the command with its message and exit code 1, not a traceback."""
     try:
         yield
-    except StackError as error:
+    except (StackError, auth.KeyRefused) as error:
         err.print(f"[bold red]✗[/] {escape(str(error))}")
         raise typer.Exit(1) from None
 
@@ -125,6 +128,19 @@ def stack_prepare() -> None:
         err.print(f"Kafka {stack.kafka_version()}: {libs}")
         err.print(f"PostgreSQL: {stack.pg_bindir()}")
         err.print(f"Java: {stack.java_binary()}")
+
+
+@app.command("token")
+def token(
+    hub: Annotated[str, typer.Argument(help="The hub whose staff the token names, e.g. mediso.")],
+    subject: Annotated[str, typer.Option(help="Who the token names.")] = "staff",
+    days: Annotated[int, typer.Option(help="Days until it expires.")] = 30,
+) -> None:
+    """A staff token, signed with HUBNET_AUTH_PRIVATE_KEY[_FILE] if set, else with the stack instance's key."""
+    with _reported():
+        own = any(var in os.environ for var in (auth.PRIVATE_KEY_VAR, f"{auth.PRIVATE_KEY_VAR}_FILE"))
+        key = auth.signing_key(os.environ if own else stack.load_env())
+        out.print(auth.issue_staff_token(key, hub=hub, subject=subject, ttl=timedelta(days=days)), soft_wrap=True)
 
 
 def _seed(inst: stack.Instance) -> SeedReport | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from shared.auth import issue_staff_token
+from shared import auth
 
 DEMO_HUBS = ("mediso", "cariso", "innohub", "medic", "pmda")
 
@@ -129,9 +129,9 @@ class SeedReport:
 
 async def seed(env: Mapping[str, str]) -> SeedReport:
     """Idempotent: supporters are PUT, consultations carry an Idempotency-Key, so running it twice adds nothing."""
-    secret = env["HUBNET_AUTH_SECRET"]
+    key = auth.signing_key(env)
     report = SeedReport(
-        tokens={hub: issue_staff_token(secret, hub=hub, subject=f"demo-staff-{hub}") for hub in DEMO_HUBS}
+        tokens={hub: auth.issue_staff_token(key, hub=hub, subject=f"demo-staff-{hub}") for hub in DEMO_HUBS}
     )
     async with httpx.AsyncClient(timeout=10) as client:
         for hub, supporters in ROSTER.items():

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake import domain, handlers, repository
-from shared.auth import StaffPrincipal
+from shared.auth import PublicKey, StaffPrincipal
 from shared.contract.consultation import ApplicantPersonal, ConsultationSubmitted, WithdrawalReason
 from shared.contract.vocabulary import (
     ApplicantKind,
@@ -65,10 +65,14 @@ def _correlation() -> uuid.UUID:
 
 
 def create_router(
-    sessions: async_sessionmaker[AsyncSession], hubs: dict[str, Hub], *, auth_secret: str, on_commit: Callable[[], None]
+    sessions: async_sessionmaker[AsyncSession],
+    hubs: dict[str, Hub],
+    *,
+    auth_key: PublicKey,
+    on_commit: Callable[[], None],
 ) -> APIRouter:
     router = APIRouter(prefix="/v1/hubs/{hub}/consultations", tags=["consultations"])
-    staff = staff_principal(auth_secret)
+    staff = staff_principal(auth_key)
 
     def known_hub(hub: str) -> str:
         if hub not in hubs:

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.intake import SERVICE, api, tables
 from services.intake.settings import IntakeSettings
+from shared import auth
 from shared.hubs import load_hubs
 from shared.runtime import create_http_app, create_runtime
 
@@ -15,7 +16,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     router = api.create_router(
         runtime.sessions,
         load_hubs(settings),
-        auth_secret=settings.auth_secret.get_secret_value(),
+        auth_key=auth.verification_key(settings),
         on_commit=runtime.wake_relay,
     )
     # Intake keeps accepting consultations while Kafka is away: readiness needs only PostgreSQL.

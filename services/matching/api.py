@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.matching import domain, handlers, repository
-from shared.auth import StaffPrincipal
+from shared.auth import PublicKey, StaffPrincipal
 from shared.contract.vocabulary import Language, SupportField
 from shared.http import not_found, staff_principal
 
@@ -37,9 +37,9 @@ def _view(supporter: domain.Supporter) -> SupporterView:
     )
 
 
-def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_secret: str) -> APIRouter:
+def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: PublicKey) -> APIRouter:
     router = APIRouter(prefix="/v1/hubs/{hub}/supporters", tags=["roster"])
-    staff = staff_principal(auth_secret)
+    staff = staff_principal(auth_key)
 
     def own_hub(hub: str, principal: Annotated[StaffPrincipal, Depends(staff)]) -> str:
         if principal.hub != hub:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.matching import SERVICE, api, handlers, tables
 from services.matching.settings import MatchingSettings
+from shared import auth
 from shared.consumer import on
 from shared.contract.consultation import ConsultationSubmitted
 from shared.runtime import create_http_app, create_runtime
@@ -18,7 +19,7 @@ def create_app(settings: MatchingSettings) -> FastAPI:
     runtime.consume(
         on(ConsultationSubmitted, functools.partial(handlers.propose_matches, limit=settings.matching_max_candidates))
     )
-    router = api.create_router(runtime.sessions, auth_secret=settings.auth_secret.get_secret_value())
+    router = api.create_router(runtime.sessions, auth_key=auth.verification_key(settings))
     return create_http_app(
         runtime, title="hubnet matching", description="Screening and match proposals.", routers=[router]
     )

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting import repository, tables
-from shared.auth import StaffPrincipal
+from shared.auth import PublicKey, StaffPrincipal
 from shared.http import not_found, staff_principal
 
 
@@ -51,9 +51,9 @@ def _summary_fields(view: tables.ConsultationView) -> dict[str, Any]:
     return {name: getattr(view, name) for name in ConsultationSummary.model_fields}
 
 
-def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_secret: str) -> APIRouter:
+def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: PublicKey) -> APIRouter:
     router = APIRouter(prefix="/v1/hubs/{hub}/consultations", tags=["consultations"])
-    staff = staff_principal(auth_secret)
+    staff = staff_principal(auth_key)
 
     def own_hub(hub: str, principal: Annotated[StaffPrincipal, Depends(staff)]) -> str:
         # Another hub's staff learn nothing, not even that the hub or consultation exists.

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.reporting import SERVICE, api, handlers, tables
 from services.reporting.settings import ReportingSettings
+from shared import auth
 from shared.consumer import on
 from shared.contract.consultation import (
     ConsultationSubmitted,
@@ -26,7 +27,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         on(DeliveryFailed, handlers.record_delivery_failures),
         on(ConsultationWithdrawn, handlers.record_withdrawals),
     )
-    router = api.create_router(runtime.sessions, auth_secret=settings.auth_secret.get_secret_value())
+    router = api.create_router(runtime.sessions, auth_key=auth.verification_key(settings))
     return create_http_app(
         runtime, title="hubnet reporting", description="Read models, built from events.", routers=[router]
     )

@@ -29,7 +29,7 @@ from services.intake import handlers as intake_handlers
 from services.intake import tables as intake_tables
 from services.matching.app import create_app as create_matching
 from services.matching.settings import MatchingSettings
-from shared import db, kafka, migrations, outbox, poll
+from shared import auth, db, kafka, migrations, outbox, poll
 from shared.contract import Envelope
 from shared.contract.consultation import ConsultationSubmitted
 from shared.contract.topics import consultations, dead_letter
@@ -188,6 +188,7 @@ async def bench_consume(url: str, hub: str, bootstrap: str) -> list[Result]:
         consumer_group_suffix=f".{hub}",
         log_json=False,
         log_level="WARNING",
+        auth_public_key=auth.public_pem(auth.PrivateKey.generate().public_key()),  # no staff requests here
     )
     app = create_matching(settings)
     registry = app.state.runtime.registry

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from shared.auth import issue_staff_token
+from shared import auth
 from tests.support import stack_env
 
 
@@ -22,7 +22,7 @@ class Stack:
     maildir: str
 
     def token(self, hub: str, subject: str = "e2e-staff") -> str:
-        return issue_staff_token(self.env["HUBNET_AUTH_SECRET"], hub=hub, subject=subject)
+        return auth.issue_staff_token(auth.signing_key(self.env), hub=hub, subject=subject)
 
     def staff(self, hub: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(hub)}"}

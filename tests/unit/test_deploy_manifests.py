@@ -17,6 +17,7 @@ from services.intake.settings import IntakeSettings
 from services.matching.settings import MatchingSettings
 from services.notify.settings import NotifySettings
 from services.reporting.settings import ReportingSettings
+from shared.auth import PRIVATE_KEY_VAR, KeyRefused, verification_key
 from shared.contract.topics import PLATFORM_CONSUMER_GROUPS, all_topics, consultations, dead_letter
 from shared.hubs import DEFAULT_HUBS
 from shared.settings import CommonSettings
@@ -265,6 +266,31 @@ def test_every_referenced_config_map_secret_and_key_exists() -> None:
     for auth in _k8s("TriggerAuthentication"):
         for ref in auth["spec"]["secretTargetRef"]:
             assert ref["key"] in _config_keys("Secret", ref["name"])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_gets_the_staff_token_public_key_and_nothing_to_sign_with(service: str) -> None:
+    spec = _compose()[service]
+    [compose] = _documents(COMPOSE / "compose.yaml")
+    key_file = _env_file(COMPOSE / "hubnet.env")["HUBNET_AUTH_PUBLIC_KEY_FILE"]
+    secret = key_file.removeprefix("/run/secrets/")
+    assert secret in spec["secrets"], f"compose mounts no {key_file} into {service}"
+    assert (COMPOSE / compose["secrets"][secret]["file"]).is_file()
+    assert {"HUBNET_AUTH_PUBLIC_KEY", "HUBNET_AUTH_PUBLIC_KEY_FILE"} & _env_names(_main_container(service))
+    received = [_compose_env(spec)] + [_env_names(container) for container in _containers(_pod(service))]
+    for names in received:
+        assert not {name for name in names if name.startswith(PRIVATE_KEY_VAR)}, "only the issuer signs"
+        assert "HUBNET_ENVIRONMENT" not in names, "a deployment is never the local stack"
+
+
+def test_committed_public_keys_are_placeholders_the_services_refuse() -> None:
+    config = {k: v for doc in _k8s("ConfigMap") for k, v in doc["data"].items()}
+    for settings in (
+        CommonSettings.model_validate({"auth_public_key": config["HUBNET_AUTH_PUBLIC_KEY"]}),
+        CommonSettings.model_validate({"auth_public_key_file": COMPOSE / "staff-token.pub"}),
+    ):
+        with pytest.raises(KeyRefused, match="placeholder committed in deploy/"):
+            verification_key(settings)
 
 
 def test_consumers_scale_on_their_own_group_lag_with_the_services_kafka_settings() -> None:

@@ -9,7 +9,7 @@ from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
 from services.reporting.app import create_app as create_reporting
 from services.reporting.settings import ReportingSettings
-from shared.auth import issue_staff_token
+from shared import auth
 
 VALID = {
     "language": "en",
@@ -26,14 +26,19 @@ VALID = {
 
 
 @pytest.fixture(scope="module")
-def intake() -> TestClient:
-    # No `with`: the lifespan (Kafka, database) is not started; these requests never reach it.
-    return TestClient(create_intake(IntakeSettings()))
+def staff_key() -> auth.PrivateKey:
+    return auth.PrivateKey.generate()
 
 
 @pytest.fixture(scope="module")
-def reporting() -> TestClient:
-    return TestClient(create_reporting(ReportingSettings()))
+def intake(staff_key: auth.PrivateKey) -> TestClient:
+    # No `with`: the lifespan (Kafka, database) is not started; these requests never reach it.
+    return TestClient(create_intake(IntakeSettings(auth_public_key=auth.public_pem(staff_key.public_key()))))
+
+
+@pytest.fixture(scope="module")
+def reporting(staff_key: auth.PrivateKey) -> TestClient:
+    return TestClient(create_reporting(ReportingSettings(auth_public_key=auth.public_pem(staff_key.public_key()))))
 
 
 def test_submission_gets_404_when_hub_unknown(intake: TestClient) -> None:
@@ -81,14 +86,13 @@ def test_withdrawal_gets_401_when_no_token(intake: TestClient) -> None:
 
 
 def test_reporting_gets_401_when_token_forged(reporting: TestClient) -> None:
-    forged = issue_staff_token("another-secret-of-at-least-thirty-two-bytes", hub="mediso", subject="mallory")
+    forged = auth.issue_staff_token(auth.PrivateKey.generate(), hub="mediso", subject="mallory")
     response = reporting.get("/v1/hubs/mediso/consultations", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
 
 
-def test_reporting_gets_404_when_token_is_another_hubs(reporting: TestClient) -> None:
-    secret = ReportingSettings().auth_secret.get_secret_value()
-    token = issue_staff_token(secret, hub="cariso", subject="staff")
+def test_reporting_gets_404_when_token_is_another_hubs(reporting: TestClient, staff_key: auth.PrivateKey) -> None:
+    token = auth.issue_staff_token(staff_key, hub="cariso", subject="staff")
     response = reporting.get(
         "/v1/hubs/mediso/consultations/0b6f1f0e-5d7a-4c1e-9a59-0d8a3c2e7f11",
         headers={"Authorization": f"Bearer {token}"},

@@ -1,0 +1,48 @@
+"""The local stack's registry: start order, port ownership, component names, instances side by side."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy.local import stack
+from deploy.local.stack import instance, registry
+
+
+def test_components_start_with_what_the_services_need() -> None:
+    assert registry.NAMES == ("postgres", "kafka", "smtp", "services")
+    assert registry.PROCESSES[-4:] == stack.SERVICES
+
+
+def test_every_port_role_belongs_to_exactly_one_component() -> None:
+    roles = [role for component in registry.COMPONENTS for role in component.port_roles]
+    assert sorted(roles) == sorted(instance.PORT_VARS)
+
+
+def test_only_keeps_start_order_when_listed_out_of_order() -> None:
+    chosen = registry.parse_components("services, postgres")
+    assert [component.name for component in chosen] == ["postgres", "services"]
+    assert registry.parse_components("") == list(registry.COMPONENTS)
+
+
+def test_resolve_finds_a_component_or_one_of_its_processes() -> None:
+    component, processes = registry.resolve("intake")
+    assert (component.name, processes) == ("services", ("intake",))
+    component, processes = registry.resolve("services")
+    assert processes == stack.SERVICES
+    with pytest.raises(stack.StackError, match="choose from postgres, kafka, smtp, services, intake"):
+        registry.resolve("zookeeper")
+
+
+def test_instances_get_their_own_ports_when_named_differently(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in instance.PORT_VARS.values():
+        monkeypatch.delenv(var, raising=False)
+    dev, test = stack.get_instance("dev"), stack.get_instance("test")
+    assert set(dev.ports.values()).isdisjoint(test.ports.values())
+    assert dev.dir != test.dir
+
+
+def test_get_instance_refuses_when_two_roles_share_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBNET_SMTP_PORT", "31000")
+    monkeypatch.setenv("HUBNET_INTAKE_PORT", "31000")
+    with pytest.raises(stack.StackError, match="HUBNET_INTAKE_PORT and HUBNET_SMTP_PORT are both 31000"):
+        stack.get_instance("h9")
