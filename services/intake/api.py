@@ -72,7 +72,7 @@ def create_router(
 
     def known_hub(hub: str) -> str:
         if hub not in hubs:
-            raise not_found(f"窓口 '{hub}' ", f"Hub '{hub}'")
+            raise not_found("Hub '%(hub)s' not found", hub=hub)
         return hub
 
     @router.post(
@@ -131,7 +131,7 @@ def create_router(
         principal: Annotated[StaffPrincipal, Depends(staff)],
     ) -> Accepted:
         if principal.hub != hub:
-            raise not_found("相談", "Consultation")
+            raise not_found("Consultation not found")
         try:
             async with sessions.begin() as session:
                 withdrawn = await handlers.withdraw_consultation(
@@ -143,14 +143,9 @@ def create_router(
                     correlation_id=_correlation(),
                 )
         except domain.AlreadyWithdrawn as error:
-            raise Problem(
-                409,
-                "already_withdrawn",
-                ja="この相談は既に取り下げられています",
-                en="This consultation is already withdrawn",
-            ) from error
+            raise Problem(409, "already_withdrawn", "This consultation is already withdrawn") from error
         if withdrawn is None:
-            raise not_found("相談", "Consultation")
+            raise not_found("Consultation not found")
         on_commit()
         return Accepted(consultation_id=consultation_id, status=withdrawn.status.value)
 

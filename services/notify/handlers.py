@@ -15,7 +15,6 @@ from shared import outbox
 from shared.contract import Event, new_envelope
 from shared.contract.consultation import ConsultationSubmitted, NotificationSent
 from shared.contract.topics import consultations
-from shared.contract.vocabulary import label
 from shared.hubs import Hub
 
 SOURCE = "/hubnet/notify"
@@ -39,7 +38,7 @@ async def acknowledge_consultation(
         contact_name=submitted.personal.contact_name,
         title=submitted.title,
         organization=submitted.organization,
-        topics=("、" if language.value == "ja" else ", ").join(label(t, language) for t in submitted.topics),
+        topics=submitted.topics,
     )
     await repository.save(
         session,
