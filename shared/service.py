@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import db, kafka, outbox
-from shared.http import install_correlation, install_error_handlers
+from shared.http import install_body_limit, install_correlation, install_error_handlers
 from shared.observability import ServiceMetrics
 from shared.settings import CommonSettings
 
@@ -123,6 +123,7 @@ def create_http_app(
 
     app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
     install_error_handlers(app)
+    install_body_limit(app, runtime.settings.http_max_body_bytes)
     install_correlation(app)
     app.state.runtime = runtime
 

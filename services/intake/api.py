@@ -21,7 +21,7 @@ from shared.contract.vocabulary import (
     ProductKind,
     SupportField,
 )
-from shared.http import Problem, not_found, staff_principal
+from shared.http import MultiLineText, Problem, SingleLineText, not_found, staff_principal
 from shared.hubs import Hub
 from shared.observability import correlation_id
 
@@ -33,16 +33,16 @@ class ConsultationRequest(BaseModel):
 
     language: Language = Language.JA
     applicant_kind: ApplicantKind
-    organization: str = Field(min_length=1, max_length=300)
-    title: str = Field(min_length=1, max_length=300)
+    organization: SingleLineText = Field(min_length=1, max_length=300)
+    title: SingleLineText = Field(min_length=1, max_length=300)
     product_kind: ProductKind
     development_stage: DevelopmentStage
     topics: list[SupportField] = Field(min_length=1, max_length=len(SupportField))
     consent_to_share: bool = False
-    contact_name: str = Field(min_length=1, max_length=200)
+    contact_name: SingleLineText = Field(min_length=1, max_length=200)
     email: EmailStr
-    phone: str | None = Field(default=None, max_length=40)
-    body: str = Field(min_length=1, max_length=20_000)
+    phone: SingleLineText | None = Field(default=None, max_length=40)
+    body: MultiLineText = Field(min_length=1, max_length=20_000)
 
 
 class Accepted(BaseModel):
