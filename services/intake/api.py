@@ -1,5 +1,6 @@
 """Intake's HTTP routes: the public submission API and the staff command API."""
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.intake import domain, handlers, repository
+from services.intake import domain, handlers
 from shared.auth import StaffPrincipal
 from shared.contract.consultation import ApplicantPersonal, ConsultationSubmitted, WithdrawalReason
 from shared.contract.vocabulary import (
@@ -56,6 +57,12 @@ class WithdrawalRequest(BaseModel):
     reason: WithdrawalReason = "applicant_request"
 
 
+def _sha256(request: ConsultationRequest) -> str:
+    # Of the validated request, serialised field by field: the same submission hashes alike whatever
+    # its JSON spacing or key order.
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
 def _correlation() -> uuid.UUID:
     value = correlation_id.get()
     try:
@@ -74,6 +81,22 @@ def create_router(
         if hub not in hubs:
             raise not_found("Hub '%(hub)s' not found", hub=hub)
         return hub
+
+    async def store(submitted: ConsultationSubmitted, key: handlers.IdempotencyKey | None) -> tuple[uuid.UUID, bool]:
+        try:
+            async with sessions.begin() as session:
+                return await handlers.submit_consultation(
+                    session, submitted, correlation_id=_correlation(), idempotency_key=key
+                )
+        except IntegrityError:
+            # A concurrent request with the same key committed first: answer as it was answered.
+            if key is None:
+                raise
+            async with sessions() as session:
+                earlier = await handlers.earlier_submission(session, submitted.hub, key)
+            if earlier is None:
+                raise
+            return earlier, False
 
     @router.post(
         "", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, summary="Submit a consultation (public)"
@@ -100,20 +123,13 @@ def create_router(
                 contact_name=request.contact_name, email=request.email, phone=request.phone, body=request.body
             ),
         )
+        key = None if idempotency_key is None else handlers.IdempotencyKey(idempotency_key, _sha256(request))
         try:
-            async with sessions.begin() as session:
-                consultation_id, created = await handlers.submit_consultation(
-                    session, submitted, correlation_id=_correlation(), idempotency_key=idempotency_key
-                )
-        except IntegrityError:
-            # A concurrent request with the same idempotency key committed first: answer with its id.
-            if idempotency_key is None:
-                raise
-            async with sessions() as session:
-                existing = await repository.get_by_idempotency_key(session, hub, idempotency_key)
-            if existing is None:
-                raise
-            consultation_id, created = existing.id, False
+            consultation_id, created = await store(submitted, key)
+        except handlers.IdempotencyKeyReused as error:
+            raise Problem(
+                422, "idempotency_key_reused", "This Idempotency-Key was already used with a different request"
+            ) from error
         if created:
             on_commit()
         return Accepted(consultation_id=consultation_id, status="submitted")
