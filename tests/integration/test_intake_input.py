@@ -14,8 +14,9 @@ import uvicorn
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from services.intake import tables
 from services.intake.app import create_app
@@ -129,6 +130,21 @@ async def test_submission_gets_422_and_stores_nothing_when_text_holds_a_nul(
     assert response.status_code == 422, response.text
     assert [item["field"] for item in response.json()["fields"]] == ["body"]
     assert await _stored(database_url) == []
+
+
+async def test_database_errors_hide_statement_parameters_when_they_carry_personal_data(database_url: str) -> None:
+    engine = db.create_engine(CommonSettings(database_url=database_url), application_name="test")
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError) as raised:
+                # The server's message names no value; SQLAlchemy's would list the parameters.
+                await connection.execute(
+                    text("SELECT length(CAST(:email AS text)) / 0"), {"email": "hanako@example.jp"}
+                )
+    finally:
+        await engine.dispose()
+    assert "hanako@example.jp" not in str(raised.value)
+    assert "hidden" in str(raised.value)
 
 
 async def test_intake_migrations_build_the_tables_and_columns_the_code_declares(database_url: str) -> None:
