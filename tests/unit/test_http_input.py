@@ -108,6 +108,14 @@ def test_unknown_path_gets_a_bilingual_404(intake: TestClient) -> None:
     }
 
 
+def test_wrong_method_gets_a_bilingual_405_keeping_the_allow_header(intake: TestClient) -> None:
+    response = intake.delete(URL, headers={"Accept-Language": "ja"})
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+    assert response.json()["message"] == "このメソッドは使用できません"
+    assert "POST" in response.headers["allow"]
+
+
 async def test_submission_gets_413_before_the_body_is_read_when_content_length_is_over_the_limit(
     app: FastAPI,
 ) -> None:
