@@ -152,6 +152,9 @@ def _field_errors(error: RequestValidationError, locale: str) -> list[dict[str, 
     return fields
 
 
+# Headers an error answer needs: how to authenticate; that the unread rest of a body is not wanted.
+_HEADERS_BY_STATUS = {401: {"WWW-Authenticate": "Bearer"}, 413: {"Connection": "close"}}
+
 # Errors raised by Starlette or FastAPI themselves (unknown path, wrong method), by status.
 _HTTP_ERRORS = {
     404: ("not_found", N_("Not found")),
@@ -162,7 +165,7 @@ _HTTP_ERRORS = {
 def install_error_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = _HEADERS_BY_STATUS.get(exc.status_code)
         return problem_response(
             request.headers, exc.status_code, exc.code, exc.message, exc.params, response_headers=headers
         )
@@ -251,9 +254,14 @@ class BodySizeLimit:
 
     async def _refuse(self, headers: Headers, scope: Scope, receive: Receive, send: Send) -> None:
         problem = _body_too_large(self.max_bytes)
-        response = problem_response(headers, problem.status_code, problem.code, problem.message, problem.params)
-        # The unread rest of the body is not wanted: the connection is not reused.
-        response.headers["Connection"] = "close"
+        response = problem_response(
+            headers,
+            problem.status_code,
+            problem.code,
+            problem.message,
+            problem.params,
+            response_headers=_HEADERS_BY_STATUS[413],
+        )
         await response(scope, receive, send)
 
 

@@ -136,7 +136,8 @@ def in_every_locale(message: str, /, **params: Any) -> dict[str, str]:
 
 
 def label(value: StrEnum, locale: str) -> str:
-    """A vocabulary value's label, e.g. `label(SupportField.REGULATION, "ja")`."""
+    """A vocabulary value's label, e.g. `label(SupportField.REGULATION, "ja")`; a stored string is
+    converted first (`SupportField(value)`), since two enums may share a value."""
     return translator(locale).label(value)
 
 

@@ -183,6 +183,7 @@ async def test_chunked_submission_is_cut_off_at_the_limit_while_streaming(app: F
         )
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
+    assert response.headers["connection"] == "close"
     assert response.json()["error"] == "body_too_large"
     assert response.json()["messages"]["ja"].startswith("リクエストの本文が大きすぎます")
     assert sent <= LIMIT // len(chunk) + 1, f"read {sent} of {chunks_total} chunks: not cut off at the limit"
