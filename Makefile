@@ -24,7 +24,7 @@ export HUBNET_STACK ?= dev
 # Python 3.11 comes from the machine; uv must not try to download one.
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: help install fmt lint test test-unit test-integration test-e2e test-fault bench up down run status contracts clean \
+.PHONY: help install fmt lint test test-unit test-integration test-e2e test-fault bench up down run status contracts i18n clean \
 	ensure-postgres ensure-java
 
 help: ## list the targets (default)
@@ -138,6 +138,20 @@ status: $(STAMPS)/venv ## processes and health of the stack (HUBNET_STACK, defau
 
 contracts: $(STAMPS)/venv ## regenerate the JSON Schemas in shared/contract/schemas
 	$(PY) -m shared.contract.schemas
+
+# Message catalogs (shared/i18n/locales, read as .po at run time: nothing to compile). Japanese
+# entries that are new or fuzzy after this need a translator; `make test-unit` fails until then.
+PYBABEL := $(VENV)/bin/pybabel
+I18N_POT := .local/i18n/messages.pot
+I18N_DIR := shared/i18n/locales
+
+i18n: $(STAMPS)/venv ## extract msgids from code and templates (babel.cfg), update the ja/en catalogs
+	@mkdir -p $(dir $(I18N_POT))
+	$(PYBABEL) -q extract -F babel.cfg --no-wrap --add-location=file --sort-by-file -c TRANSLATORS: \
+	  --project=hubnet -o $(I18N_POT) shared services
+	$(PYBABEL) -q update -i $(I18N_POT) -d $(I18N_DIR) -l ja --no-wrap --ignore-obsolete --ignore-pot-creation-date --init-missing
+	@# English msgids are the English wording: no fuzzy guesses to review there.
+	$(PYBABEL) -q update -i $(I18N_POT) -d $(I18N_DIR) -l en --no-wrap --ignore-obsolete --ignore-pot-creation-date --init-missing --no-fuzzy-matching
 
 clean: ## stop every local stack and delete its state (.local/<instance>) and tool caches; keeps .venv and Kafka jars
 	@for dir in .local/*/; do \

@@ -33,11 +33,11 @@ def create_engine(settings: CommonSettings, *, application_name: str) -> AsyncEn
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
+        # Statement parameters are applicants' names, emails and free text: never in logs or error messages.
+        hide_parameters=True,
         # No pre-ping: it costs a round trip per transaction; a dead connection fails its first
         # statement, the pool is invalidated, and the caller's transient-error retry takes over.
         connect_args={"server_settings": {"application_name": application_name}},
-        # Statement parameters (names, emails, free text) never reach logs or error messages.
-        hide_parameters=True,
     )
 
 

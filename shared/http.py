@@ -1,119 +1,272 @@
-"""HTTP conventions shared by the services: bilingual errors, correlation ids, staff authentication."""
+"""HTTP conventions shared by the services: errors in the caller's language, input hygiene, correlation, staff auth."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import auth
+from shared import auth, i18n
+from shared.i18n import N_
 from shared.observability import correlation_id, new_correlation_id
 
 CORRELATION_HEADER = "X-Correlation-ID"
 
-# Japanese wording for the pydantic error types an applicant is likely to meet.
-_JA_MESSAGES = {
-    "missing": "必須項目です",
-    "string_too_short": "入力が短すぎます",
-    "string_too_long": "入力が長すぎます",
-    "too_short": "少なくとも1つ選択してください",
-    "too_long": "選択が多すぎます",
-    "enum": "選択肢の中から選んでください",
-    "literal_error": "選択肢の中から選んでください",
-    "value_error": "値が正しくありません",
-    "string_type": "文字列で入力してください",
-    "bool_parsing": "true か false を指定してください",
-    "bool_type": "true か false を指定してください",
-    "json_invalid": "JSON の形式が正しくありません",
-    "model_attributes_type": "オブジェクトで指定してください",
-    "dict_type": "オブジェクトで指定してください",
-    "list_type": "配列で指定してください",
-    "tuple_type": "配列で指定してください",
-    "uuid_parsing": "ID の形式が正しくありません",
-    "extra_forbidden": "不明な項目です",
-}
-
 
 class Problem(HTTPException):
-    """An error a person can read, in Japanese and English."""
+    """An error a person can read: a stable `code` for programs, and a message from the catalogs.
 
-    def __init__(self, status: int, code: str, *, ja: str, en: str, **extra: Any) -> None:
+    `message` is the msgid (the English wording, extracted from this third argument) and `params`
+    fill its `%(name)s` placeholders; the answer renders it in the caller's language and in all.
+    """
+
+    def __init__(self, status: int, code: str, message: str, /, **params: Any) -> None:
         super().__init__(status_code=status, detail=code)
         self.code = code
-        self.ja = ja
-        self.en = en
-        self.extra = extra
+        self.message = message
+        self.params = params
+
+
+def not_found(message: str, /, **params: Any) -> Problem:
+    """404 with a message naming what is missing, e.g. `not_found("Hub '%(hub)s' not found", hub=hub)`."""
+    return Problem(404, "not_found", message, **params)
 
 
 def preferred_language(request: Request) -> str:
-    accept = request.headers.get("accept-language", "")
-    for part in accept.split(","):
-        tag = part.split(";")[0].strip().lower()
-        if tag.startswith("en"):
-            return "en"
-        if tag.startswith("ja"):
-            return "ja"
-    return "ja"
+    return i18n.negotiate(request.headers.get("accept-language"))
 
 
-def _problem_body(request: Request, code: str, ja: str, en: str, **extra: Any) -> dict[str, Any]:
-    language = preferred_language(request)
-    return {
-        "error": code,
-        "message": ja if language == "ja" else en,
-        "messages": {"ja": ja, "en": en},
-        **extra,
-    }
+def problem_response(
+    headers: Headers,
+    status: int,
+    code: str,
+    message: str,
+    params: Mapping[str, Any],
+    *,
+    extra: Mapping[str, Any] | None = None,
+    response_headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The error body every service answers with: `error`, `message` (negotiated), `messages` (all)."""
+    locale = i18n.negotiate(headers.get("accept-language"))
+    messages = i18n.in_every_locale(message, **params)
+    body = {"error": code, "message": messages[locale], "messages": messages, **(extra or {})}
+    return JSONResponse(
+        body,
+        status_code=status,
+        headers={"Content-Language": locale, "Vary": "Accept-Language", **(response_headers or {})},
+    )
 
 
-def _field_errors(error: RequestValidationError, language: str) -> list[dict[str, str]]:
+# Input hygiene. PostgreSQL refuses NUL in text, and no person means to type a control character (C0,
+# DEL, C1): refuse them (422, naming the field) before any I/O. Pydantic already refuses lone surrogates.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINE_BREAKS_AND_TABS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _refusing(characters: re.Pattern[str]) -> AfterValidator:
+    def check(value: str) -> str:
+        if characters.search(value):
+            raise PydanticCustomError("control_characters", "Control characters are not allowed")
+        return value
+
+    return AfterValidator(check)
+
+
+SingleLineText = Annotated[str, _refusing(_CONTROL)]
+"""Text on one line (a name, a title): no control characters at all."""
+
+MultiLineText = Annotated[str, _refusing(_CONTROL_BUT_LINE_BREAKS_AND_TABS)]
+"""Free text: line breaks and tabs allowed, no other control characters."""
+
+
+# What a person is told about a field, by pydantic error type; `%(…)s` come from the error's context.
+_FIELD_MESSAGES = {
+    "missing": N_("This field is required"),
+    "string_too_short": N_("Too short (at least %(min_length)s characters)"),
+    "string_too_long": N_("Too long (at most %(max_length)s characters)"),
+    # TRANSLATORS: a list (the topics of a consultation, say) has fewer items than it needs.
+    "too_short": N_("Choose at least %(min_length)s"),
+    # TRANSLATORS: a list has more items than it may.
+    "too_long": N_("Too many (at most %(max_length)s)"),
+    # TRANSLATORS: %(expected)s lists the allowed values as the API spells them, e.g. 'ja' or 'en'.
+    "enum": N_("Choose one of: %(expected)s"),
+    "literal_error": N_("Choose one of: %(expected)s"),
+    "string_type": N_("Enter text"),
+    "string_unicode": N_("The text holds characters that are not valid Unicode"),
+    "string_pattern_mismatch": N_("The format is not valid"),
+    "control_characters": N_("Control characters (such as NUL) are not allowed"),
+    "bool_parsing": N_("Use true or false"),
+    "bool_type": N_("Use true or false"),
+    "int_parsing": N_("Enter a whole number"),
+    "int_type": N_("Enter a whole number"),
+    "int_from_float": N_("Enter a whole number"),
+    "greater_than": N_("Must be greater than %(gt)s"),
+    "greater_than_equal": N_("Must be at least %(ge)s"),
+    "less_than": N_("Must be less than %(lt)s"),
+    "less_than_equal": N_("Must be at most %(le)s"),
+    "json_invalid": N_("The body is not valid JSON"),
+    "model_attributes_type": N_("Give an object"),
+    "model_type": N_("Give an object"),
+    "dict_type": N_("Give an object"),
+    "list_type": N_("Give an array"),
+    "tuple_type": N_("Give an array"),
+    "uuid_parsing": N_("The ID is not valid"),
+    "uuid_type": N_("The ID is not valid"),
+    "extra_forbidden": N_("Unknown field"),
+}
+_INVALID_EMAIL = N_("Enter a valid email address")
+_INVALID_VALUE = N_("The value is not valid")
+
+
+def _field_message(item: Mapping[str, Any]) -> dict[str, str]:
+    kind = str(item["type"])
+    message = _FIELD_MESSAGES.get(kind, _INVALID_VALUE)
+    if kind == "value_error" and "email" in str(item["msg"]).lower():
+        message = _INVALID_EMAIL
+    try:
+        return i18n.in_every_locale(message, **item.get("ctx", {}))
+    except (KeyError, TypeError, ValueError):  # a context without the placeholder's value
+        return i18n.in_every_locale(_INVALID_VALUE)
+
+
+def _field_errors(error: RequestValidationError, locale: str) -> list[dict[str, str]]:
     fields = []
     for item in error.errors():
-        location = [str(part) for part in item["loc"] if part not in ("body", "query", "path")]
+        location = [str(part) for part in item["loc"] if part not in ("body", "query", "path", "header")]
         # A JSON syntax error is located by character offset, which names no field.
         field = "body" if item["type"] == "json_invalid" else ".".join(location) or "body"
-        english = str(item["msg"])
-        japanese = _JA_MESSAGES.get(str(item["type"]), english)
-        if item["type"] == "value_error" and "email" in english.lower():
-            japanese = "メールアドレスの形式が正しくありません"
+        messages = _field_message(item)
         fields.append(
-            {
-                "field": field,
-                "message": japanese if language == "ja" else english,
-                "message_ja": japanese,
-                "message_en": english,
-            }
+            {"field": field, "message": messages[locale], **{f"message_{key}": text for key, text in messages.items()}}
         )
     return fields
+
+
+# Headers an error answer needs: how to authenticate; that the unread rest of a body is not wanted.
+_HEADERS_BY_STATUS = {401: {"WWW-Authenticate": "Bearer"}, 413: {"Connection": "close"}}
+
+# Errors raised by Starlette or FastAPI themselves (unknown path, wrong method), by status.
+_HTTP_ERRORS = {
+    404: ("not_found", N_("Not found")),
+    405: ("method_not_allowed", N_("This method is not allowed here")),
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse(
-            _problem_body(request, exc.code, exc.ja, exc.en, **exc.extra), status_code=exc.status_code, headers=headers
+        headers = _HEADERS_BY_STATUS.get(exc.status_code)
+        return problem_response(
+            request.headers, exc.status_code, exc.code, exc.message, exc.params, response_headers=headers
         )
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         fields = _field_errors(exc, preferred_language(request))
         names = ", ".join(field["field"] for field in fields)
-        body = _problem_body(
-            request,
+        return problem_response(
+            request.headers,
+            422,
             "validation_failed",
-            ja=f"入力内容に誤りがあります: {names}",
-            en=f"Some fields are invalid: {names}",
-            fields=fields,
+            N_("Some fields are invalid: %(fields)s"),
+            {"fields": names},
+            extra={"fields": fields},
         )
-        return JSONResponse(body, status_code=422)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code, message = _HTTP_ERRORS.get(
+            exc.status_code, ("http_error", N_("The request could not be handled (HTTP %(status)s)"))
+        )
+        return problem_response(
+            request.headers, exc.status_code, code, message, {"status": exc.status_code}, response_headers=exc.headers
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette still raises the exception afterwards, so the server logs it.
+        return problem_response(
+            request.headers, 500, "internal_error", N_("Something went wrong on our side; please try again later"), {}
+        )
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def _body_too_large(limit: int) -> Problem:
+    return Problem(413, "body_too_large", "The request body is larger than %(limit)s bytes", limit=limit)
+
+
+class BodySizeLimit:
+    """Refuses a request body larger than `max_bytes` with 413: at once when its Content-Length says
+    so, before a byte of it is read; otherwise (chunked) as soon as the bytes received pass the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(headers, scope, receive, send)
+            return
+
+        received = 0
+        started = False
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # An HTTPException: FastAPI's body reading lets it through to the Problem handler.
+                    raise _body_too_large(self.max_bytes)
+            return message
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive_within_limit, send_noting_start)
+        except Problem as problem:
+            # The body was read outside the routes' error handling (by a middleware, say).
+            if started or problem.code != "body_too_large":
+                raise
+            await self._refuse(headers, scope, receive, send)
+
+    async def _refuse(self, headers: Headers, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = _body_too_large(self.max_bytes)
+        response = problem_response(
+            headers,
+            problem.status_code,
+            problem.code,
+            problem.message,
+            problem.params,
+            response_headers=_HEADERS_BY_STATUS[413],
+        )
+        await response(scope, receive, send)
+
+
+def install_body_limit(app: FastAPI, max_bytes: int) -> None:
+    app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
 
 
 def install_correlation(app: FastAPI) -> None:
@@ -136,19 +289,10 @@ def staff_principal(key: auth.PublicKey) -> Callable[..., Awaitable[auth.StaffPr
     async def dependency(request: Request) -> auth.StaffPrincipal:
         credentials: HTTPAuthorizationCredentials | None = await bearer(request)
         if credentials is None:
-            raise Problem(
-                401,
-                "unauthenticated",
-                ja="認証が必要です（Bearer トークン）",
-                en="Authentication required (Bearer token)",
-            )
+            raise Problem(401, "unauthenticated", "Authentication required (Bearer token)")
         try:
             return auth.verify_staff_token(key, credentials.credentials)
         except auth.InvalidToken as error:
-            raise Problem(401, "invalid_token", ja="トークンが無効です", en=f"Invalid token: {error}") from error
+            raise Problem(401, "invalid_token", "Invalid token: %(reason)s", reason=str(error)) from error
 
     return dependency
-
-
-def not_found(what_ja: str, what_en: str) -> Problem:
-    return Problem(404, "not_found", ja=f"{what_ja}が見つかりません", en=f"{what_en} not found")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import db, kafka, outbox, poll
 from shared.consumer import Consumer, Route
-from shared.http import install_correlation, install_error_handlers
+from shared.http import install_body_limit, install_correlation, install_error_handlers
 from shared.observability import ServiceMetrics
 from shared.service import Service
 from shared.settings import CommonSettings
@@ -157,6 +157,7 @@ def create_http_app(
 
     app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
     install_error_handlers(app)
+    install_body_limit(app, runtime.settings.http_max_body_bytes)
     install_correlation(app)
     app.state.runtime = runtime
 

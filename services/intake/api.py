@@ -1,5 +1,6 @@
 """Intake's HTTP routes: the public submission API and the staff command API."""
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.intake import domain, handlers, repository
+from services.intake import domain, handlers
 from shared.auth import PublicKey, StaffPrincipal
 from shared.contract.consultation import ApplicantPersonal, ConsultationSubmitted, WithdrawalReason
 from shared.contract.vocabulary import (
@@ -21,7 +22,7 @@ from shared.contract.vocabulary import (
     ProductKind,
     SupportField,
 )
-from shared.http import Problem, not_found, staff_principal
+from shared.http import MultiLineText, Problem, SingleLineText, not_found, staff_principal
 from shared.hubs import Hub
 from shared.observability import correlation_id
 
@@ -33,16 +34,16 @@ class ConsultationRequest(BaseModel):
 
     language: Language = Language.JA
     applicant_kind: ApplicantKind
-    organization: str = Field(min_length=1, max_length=300)
-    title: str = Field(min_length=1, max_length=300)
+    organization: SingleLineText = Field(min_length=1, max_length=300)
+    title: SingleLineText = Field(min_length=1, max_length=300)
     product_kind: ProductKind
     development_stage: DevelopmentStage
     topics: list[SupportField] = Field(min_length=1, max_length=len(SupportField))
     consent_to_share: bool = False
-    contact_name: str = Field(min_length=1, max_length=200)
+    contact_name: SingleLineText = Field(min_length=1, max_length=200)
     email: EmailStr
-    phone: str | None = Field(default=None, max_length=40)
-    body: str = Field(min_length=1, max_length=20_000)
+    phone: SingleLineText | None = Field(default=None, max_length=40)
+    body: MultiLineText = Field(min_length=1, max_length=20_000)
 
 
 class Accepted(BaseModel):
@@ -54,6 +55,12 @@ class WithdrawalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: WithdrawalReason = "applicant_request"
+
+
+def _sha256(request: ConsultationRequest) -> str:
+    # Of the validated request, serialised field by field: the same submission hashes alike whatever
+    # its JSON spacing or key order.
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
 
 
 def _correlation() -> uuid.UUID:
@@ -76,8 +83,24 @@ def create_router(
 
     def known_hub(hub: str) -> str:
         if hub not in hubs:
-            raise not_found(f"窓口 '{hub}' ", f"Hub '{hub}'")
+            raise not_found("Hub '%(hub)s' not found", hub=hub)
         return hub
+
+    async def store(submitted: ConsultationSubmitted, key: handlers.IdempotencyKey | None) -> tuple[uuid.UUID, bool]:
+        try:
+            async with sessions.begin() as session:
+                return await handlers.submit_consultation(
+                    session, submitted, correlation_id=_correlation(), idempotency_key=key
+                )
+        except IntegrityError:
+            # A concurrent request with the same key committed first: answer as it was answered.
+            if key is None:
+                raise
+            async with sessions() as session:
+                earlier = await handlers.earlier_submission(session, submitted.hub, key)
+            if earlier is None:
+                raise
+            return earlier, False
 
     @router.post(
         "", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, summary="Submit a consultation (public)"
@@ -104,20 +127,13 @@ def create_router(
                 contact_name=request.contact_name, email=request.email, phone=request.phone, body=request.body
             ),
         )
+        key = None if idempotency_key is None else handlers.IdempotencyKey(idempotency_key, _sha256(request))
         try:
-            async with sessions.begin() as session:
-                consultation_id, created = await handlers.submit_consultation(
-                    session, submitted, correlation_id=_correlation(), idempotency_key=idempotency_key
-                )
-        except IntegrityError:
-            # A concurrent request with the same idempotency key committed first: answer with its id.
-            if idempotency_key is None:
-                raise
-            async with sessions() as session:
-                existing = await repository.get_by_idempotency_key(session, hub, idempotency_key)
-            if existing is None:
-                raise
-            consultation_id, created = existing.id, False
+            consultation_id, created = await store(submitted, key)
+        except handlers.IdempotencyKeyReused as error:
+            raise Problem(
+                422, "idempotency_key_reused", "This Idempotency-Key was already used with a different request"
+            ) from error
         if created:
             on_commit()
         return Accepted(consultation_id=consultation_id, status="submitted")
@@ -135,7 +151,7 @@ def create_router(
         principal: Annotated[StaffPrincipal, Depends(staff)],
     ) -> Accepted:
         if principal.hub != hub:
-            raise not_found("相談", "Consultation")
+            raise not_found("Consultation not found")
         try:
             async with sessions.begin() as session:
                 withdrawn = await handlers.withdraw_consultation(
@@ -147,14 +163,9 @@ def create_router(
                     correlation_id=_correlation(),
                 )
         except domain.AlreadyWithdrawn as error:
-            raise Problem(
-                409,
-                "already_withdrawn",
-                ja="この相談は既に取り下げられています",
-                en="This consultation is already withdrawn",
-            ) from error
+            raise Problem(409, "already_withdrawn", "This consultation is already withdrawn") from error
         if withdrawn is None:
-            raise not_found("相談", "Consultation")
+            raise not_found("Consultation not found")
         on_commit()
         return Accepted(consultation_id=consultation_id, status=withdrawn.status.value)
 

@@ -21,7 +21,13 @@ def _to_domain(row: tables.Consultation) -> domain.Consultation:
     )
 
 
-async def save_submitted(session: AsyncSession, submitted: ConsultationSubmitted, idempotency_key: str | None) -> None:
+async def save_submitted(
+    session: AsyncSession,
+    submitted: ConsultationSubmitted,
+    *,
+    idempotency_key: str | None,
+    request_sha256: str | None,
+) -> None:
     personal = submitted.personal
     session.add(
         tables.Consultation(
@@ -30,6 +36,7 @@ async def save_submitted(session: AsyncSession, submitted: ConsultationSubmitted
             submitted_at=submitted.submitted_at,
             status=domain.Status.SUBMITTED.value,
             idempotency_key=idempotency_key,
+            request_sha256=request_sha256,
             channel=submitted.channel.value,
             language=submitted.language.value,
             applicant_kind=submitted.applicant_kind.value,
@@ -48,11 +55,16 @@ async def save_submitted(session: AsyncSession, submitted: ConsultationSubmitted
     await session.flush()
 
 
-async def get_by_idempotency_key(session: AsyncSession, hub: str, key: str) -> domain.Consultation | None:
-    row = await session.scalar(
-        select(tables.Consultation).where(tables.Consultation.hub == hub, tables.Consultation.idempotency_key == key)
-    )
-    return _to_domain(row) if row is not None else None
+async def get_by_idempotency_key(session: AsyncSession, hub: str, key: str) -> tuple[uuid.UUID, str | None] | None:
+    """The consultation first submitted at the hub with this key, and the SHA-256 of that request."""
+    row = (
+        await session.execute(
+            select(tables.Consultation.id, tables.Consultation.request_sha256).where(
+                tables.Consultation.hub == hub, tables.Consultation.idempotency_key == key
+            )
+        )
+    ).one_or_none()
+    return (row.id, row.request_sha256) if row is not None else None
 
 
 async def get_for_update(session: AsyncSession, hub: str, consultation_id: uuid.UUID) -> domain.Consultation | None:

@@ -28,6 +28,8 @@ class Consultation(Base):
     status: Mapped[str] = mapped_column(Text)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     idempotency_key: Mapped[str | None] = mapped_column(Text)
+    # The SHA-256 (hex) of the request that first used the key; NULL for rows from before revision 0002.
+    request_sha256: Mapped[str | None] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(Text)
     language: Mapped[str] = mapped_column(Text)
     applicant_kind: Mapped[str] = mapped_column(Text)

@@ -43,7 +43,7 @@ def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: Publi
 
     def own_hub(hub: str, principal: Annotated[StaffPrincipal, Depends(staff)]) -> str:
         if principal.hub != hub:
-            raise not_found(f"窓口 '{hub}' ", f"Hub '{hub}'")
+            raise not_found("Hub '%(hub)s' not found", hub=hub)
         return hub
 
     @router.put("/{supporter_id}", response_model=SupporterView, summary="Register or update a supporter")

@@ -14,7 +14,6 @@ from services.notify.templates import Templates
 from shared import outbox
 from shared.contract import Event
 from shared.contract.consultation import ConsultationSubmitted, DeliveryFailed, NotificationSent
-from shared.contract.vocabulary import label
 from shared.hubs import Hub
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ async def acknowledge_consultations(
             contact_name=submitted.personal.contact_name,
             title=submitted.title,
             organization=submitted.organization,
-            topics=("、" if language.value == "ja" else ", ").join(label(t, language) for t in submitted.topics),
+            topics=submitted.topics,
         )
         deliveries.append(
             domain.Delivery(

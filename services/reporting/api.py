@@ -58,7 +58,7 @@ def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: Publi
     def own_hub(hub: str, principal: Annotated[StaffPrincipal, Depends(staff)]) -> str:
         # Another hub's staff learn nothing, not even that the hub or consultation exists.
         if principal.hub != hub:
-            raise not_found("相談", "Consultation")
+            raise not_found("Consultation not found")
         return hub
 
     @router.get("", response_model=list[ConsultationSummary], summary="The hub's consultations, newest first")
@@ -76,7 +76,7 @@ def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: Publi
         async with sessions() as session:
             record = await repository.get_by_id(session, hub, consultation_id)
         if record is None:
-            raise not_found("相談", "Consultation")
+            raise not_found("Consultation not found")
         view = record.view
         detail = {name: getattr(view, name) for name in ConsultationDetail.model_fields if name != "timeline"}
         timeline = [

@@ -105,7 +105,7 @@ def test_acknowledgement_renders_in_consultation_language(language: Language) ->
         contact_name="山田 花子",
         title="t",
         organization="o",
-        topics="x",
+        topics=[SupportField.REGULATION],
     )
     assert "AB12CD34" in rendered.subject
     assert ("ご相談を受け付けました" in rendered.subject) is (language is Language.JA)
