@@ -1,7 +1,8 @@
-"""Entry point: `python -m services.matching serve|migrate`."""
+"""Entry point: `python -m services.matching serve|migrate|outbox`."""
 
 from pathlib import Path
 
+from services.matching import tables
 from services.matching.app import create_app
 from services.matching.settings import MatchingSettings
 from shared.cli import main
@@ -11,4 +12,5 @@ main(
     settings_type=MatchingSettings,
     create_app=create_app,
     migrations_dir=Path(__file__).parent / "migrations",
+    metadata=tables.metadata,
 )

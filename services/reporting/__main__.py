@@ -1,7 +1,8 @@
-"""Entry point: `python -m services.reporting serve|migrate`."""
+"""Entry point: `python -m services.reporting serve|migrate|outbox`."""
 
 from pathlib import Path
 
+from services.reporting import tables
 from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from shared.cli import main
@@ -11,4 +12,5 @@ main(
     settings_type=ReportingSettings,
     create_app=create_app,
     migrations_dir=Path(__file__).parent / "migrations",
+    metadata=tables.metadata,
 )

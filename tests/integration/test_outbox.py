@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -157,3 +159,67 @@ async def _all_published(sessions: async_sessionmaker[AsyncSession]) -> bool:
             .where(intake_tables.outbox_table.c.published_at.is_(None))
         )
     return bool(pending == 0)
+
+
+async def test_row_to_a_missing_topic_is_parked_and_listed_while_other_keys_flow(
+    infra: Infra, hub: TestHub, database_url: str
+) -> None:
+    settings = CommonSettings(database_url=database_url, kafka_bootstrap_servers=infra.bootstrap)
+    engine = db.create_engine(settings, application_name="test")
+    sessions = db.create_sessions(engine, info=outbox.binding(intake_tables.outbox_table, "/hubnet/test"))
+    lost_key, good_key = uuid.uuid4(), uuid.uuid4()
+    async with sessions.begin() as session:
+        await outbox.stage_all(
+            session,
+            [
+                outbox.Staged(events.submitted_data(events.submitted(hub.id, lost_key)), hub=f"{hub.id}-gone"),
+                outbox.Staged(events.submitted_data(events.submitted(hub.id, good_key)), hub=hub.id),
+            ],
+        )
+    metrics = ServiceMetrics("test", CollectorRegistry())
+    broker = kafka.create_broker(settings, service="test", metrics=metrics)
+    await broker.connect()
+    relay = outbox.Relay(
+        table=intake_tables.outbox_table,
+        sessions=sessions,
+        metrics=metrics,
+        publish=kafka.outbox_publisher(broker, metadata_timeout_s=0.5),
+        reachable=kafka.reachable(broker),
+        batch_size=10,
+        max_attempts=3,
+        retry_backoff=poll.Backoff(0.01, 0.05),
+    )
+    task = asyncio.create_task(poll.poll(relay.work, name="relay", idle_s=0.02, backoff=poll.Backoff(0.01, 0.1)))
+    try:
+        [record] = await read_topic(infra.bootstrap, hub.topic, count=1, timeout=20)
+        assert record.key == str(good_key).encode(), "the good key is not held back by the failing one"
+
+        async def parked() -> list[outbox.Parked]:
+            async with sessions() as session:
+                return await outbox.list_parked(session, intake_tables.outbox_table)
+
+        [row] = await wait_for(parked, timeout=30, what="the row to a missing topic parked")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await broker.stop()
+        await engine.dispose()
+    assert row.key == str(lost_key)
+    assert row.attempts == 3
+    assert row.last_error is not None
+    assert "Timeout" in row.last_error
+    assert counter(metrics.registry, "hubnet_test_outbox_parked_total") == 1
+
+    listing = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.intake",
+        "outbox",
+        "parked",
+        env={**os.environ, "HUBNET_DATABASE_URL": database_url, "HUBNET_LOG_JSON": "false"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(listing.communicate(), timeout=60)
+    assert listing.returncode == 0, stderr.decode()
+    assert str(lost_key) in stdout.decode()
