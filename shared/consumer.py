@@ -383,6 +383,16 @@ class Consumer:
 
     # --- offsets ----------------------------------------------------------------------------------
 
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before a rebalance takes partitions away: commit what was applied on them."""
+        if self._consumer is not None and revoked:
+            await self._commit(self._consumer, only=set(revoked))
+
+    def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Positions on newly assigned partitions start from their committed offsets, not ours."""
+        for tp in assigned:
+            self._fetched.pop(tp, None)
+
     async def _commit_if_due(self, consumer: AIOKafkaConsumer) -> None:
         if time.monotonic() - self._last_commit >= self._settings.consumer_commit_interval_s:
             await self._commit(consumer)
@@ -412,13 +422,10 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        consumer = self._owner._consumer
-        if consumer is not None and revoked:
-            await self._owner._commit(consumer, only=set(revoked))
+        await self._owner.partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        for tp in assigned:
-            self._owner._fetched.pop(tp, None)
+        self._owner.partitions_assigned(assigned)
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared import db, errors
 from shared.contract import Envelope, EventData, new_envelope
 from shared.observability import ServiceMetrics
-from shared.poll import Backoff
+from shared.poll import Backoff, jittered_delay
 
 log = logging.getLogger(__name__)
 
@@ -278,11 +278,8 @@ class Relay:
         return len(records)
 
     async def _record_failures(self, session: AsyncSession, failed: Sequence[tuple[Record, BaseException]]) -> int:
-        delays = []
-        for record, _ in failed:
-            backoff = Backoff(self._retry_backoff.base_s, self._retry_backoff.cap_s)
-            backoff.attempts = record.attempts
-            delays.append(backoff.next_delay())
+        base_s, cap_s = self._retry_backoff.base_s, self._retry_backoff.cap_s
+        delays = [jittered_delay(record.attempts, base_s, cap_s) for record, _ in failed]
         result = await session.execute(
             self._failed,
             {

@@ -12,18 +12,24 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 
+def jittered_delay(retries: int, base_s: float, cap_s: float) -> float:
+    """Exponential backoff with full jitter, capped: after n retries, uniform in [base, min(cap, base·2ⁿ)]."""
+    ceiling = min(cap_s, base_s * 2.0 ** min(retries, 60))
+    return random.uniform(base_s, max(base_s, ceiling))
+
+
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter, capped: attempt n waits uniformly in [base, min(cap, base·2ⁿ)]."""
+    """`jittered_delay` with its count of retries kept, for a loop that retries one thing."""
 
     base_s: float
     cap_s: float
     attempts: int = field(default=0, init=False)
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * 2**self.attempts)
+        delay = jittered_delay(self.attempts, self.base_s, self.cap_s)
         self.attempts += 1
-        return random.uniform(self.base_s, max(self.base_s, ceiling))
+        return delay
 
     def reset(self) -> None:
         self.attempts = 0

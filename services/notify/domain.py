@@ -8,13 +8,13 @@ at most `notify_send_concurrency` duplicates per crash, never a loss.
 
 from __future__ import annotations
 
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.contract.vocabulary import Language
+from shared.poll import jittered_delay
 
 ACKNOWLEDGEMENT = "consultation.acknowledged"
 
@@ -54,9 +54,7 @@ class GiveUp:
 
 def retry_delay(attempts: int, *, base: timedelta, cap: timedelta) -> timedelta:
     """Exponential backoff with full jitter: uniform in [base, min(cap, base·2^(attempts-1))]."""
-    factor: int = 2 ** min(max(attempts - 1, 0), 30)
-    ceiling = min(cap, base * factor)
-    return base + (ceiling - base) * random.random()
+    return timedelta(seconds=jittered_delay(max(attempts - 1, 0), base.total_seconds(), cap.total_seconds()))
 
 
 def after_failure(
