@@ -2,7 +2,8 @@
 
 - A fetched batch is parsed; records that are not hubnet events, or whose payload fails its model, go
   to the group's dead-letter topic with the reason (error type and field locations, never values).
-- The rest are applied in one transaction: the inbox claims every event id in one statement, and each
+- The rest are applied in one transaction per lane (`consumer_lanes` lanes of whole partitions, side by
+  side): the inbox claims every event id in one statement, and each
   route's handler receives all its events of the batch at once, so it can use set-based SQL. The batch
   is cut into layers so that a consultation's events still apply in their order (see `plan`).
 - A failure is classified (`shared.errors`): transient ones (connection, shutdown, serialization,
@@ -83,9 +84,23 @@ def plan(events: Sequence[Event[Any]]) -> list[list[list[Event[Any]]]]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Parsed:
+class Parsed:
     record: Record
     event: Event[Any]
+
+
+def lanes(parsed: Sequence[Parsed], count: int) -> list[list[Parsed]]:
+    """Split a batch into at most `count` lanes applied side by side, each in its own transaction, so
+    that one lane's database work overlaps another's Python work. A partition stays whole in one lane,
+    so every consultation's events (one key, one partition) keep their order; lanes touch disjoint
+    consultations, so their transactions do not wait for each other."""
+    by_partition: dict[tuple[str, int], list[Parsed]] = {}
+    for item in parsed:
+        by_partition.setdefault((item.record.topic, item.record.partition), []).append(item)
+    result: list[list[Parsed]] = [[] for _ in range(max(1, min(count, len(by_partition))))]
+    for items in sorted(by_partition.values(), key=len, reverse=True):
+        min(result, key=len).extend(items)  # largest first into the lightest lane: balanced lanes
+    return result
 
 
 class Consumer:
@@ -220,11 +235,11 @@ class Consumer:
                 if item is not None:
                     parsed.append(item)
             if parsed:
-                await self._apply(parsed)
+                await asyncio.gather(*(self._apply(lane) for lane in lanes(parsed, self._settings.consumer_lanes)))
         finally:
             self._waiting_since = None
 
-    async def _parse(self, record: Record) -> _Parsed | None:
+    async def _parse(self, record: Record) -> Parsed | None:
         try:
             envelope = Envelope.model_validate_json(record.value or b"")
         except ValidationError as error:
@@ -235,12 +250,12 @@ class Consumer:
             self._metrics.events.labels(envelope.type, "ignored").inc()
             return None
         try:
-            return _Parsed(record, Event(envelope, route.model.model_validate(envelope.data)))
+            return Parsed(record, Event(envelope, route.model.model_validate(envelope.data)))
         except ValidationError as error:
             await self._dead_letter(record, f"invalid {envelope.type} payload: {errors.describe(error)}", envelope.type)
             return None
 
-    async def _apply(self, parsed: Sequence[_Parsed]) -> None:
+    async def _apply(self, parsed: Sequence[Parsed]) -> None:
         backoff = self._backoff()
         while True:
             try:
@@ -263,7 +278,7 @@ class Consumer:
         for item in parsed:
             await self._apply_one(item)
 
-    async def _apply_one(self, item: _Parsed) -> None:
+    async def _apply_one(self, item: Parsed) -> None:
         backoff = self._backoff()
         attempt = 0
         with _correlated(item.event.envelope):

@@ -14,7 +14,8 @@ import ssl
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import UnknownTopicOrPartitionError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -97,27 +98,87 @@ def reachable(broker: KafkaBroker, *, timeout_s: float = 2.0) -> outbox.Reachabl
     return ping
 
 
-def outbox_publisher(broker: KafkaBroker, *, metadata_timeout_s: float) -> outbox.Publish:
-    async def send(record: outbox.Record) -> None:
-        # The wait for the topic's metadata is bounded (a topic that does not exist would otherwise
-        # hold the whole round for the request timeout); cancelling it is safe, since nothing has been
-        # appended yet. Once appended, the broker's acknowledgement is awaited.
-        sent = await asyncio.wait_for(
-            broker.publish(
-                record.payload,
-                topic=record.topic,
-                key=record.key.encode(),
-                headers={"content-type": CONTENT_TYPE, TYPE_HEADER: record.event_type},
-                no_confirm=True,
-            ),
-            timeout=metadata_timeout_s,
-        )
-        await sent
+class OutboxProducer:
+    """The relay's own idempotent producer: a round's records are appended back to back (no task per
+    record), then their acknowledgements are awaited together, each giving its own row's outcome.
 
-    async def publish(records: Sequence[outbox.Record]) -> list[BaseException | None]:
-        # The relay sends at most one record per key in a round, so the sends may run concurrently;
-        # the idempotent producer keeps each partition's order across its own retries.
-        results = await asyncio.gather(*(send(record) for record in records), return_exceptions=True)
-        return [result if isinstance(result, BaseException) else None for result in results]
+    Started on first use, so a service that serves while Kafka is away (intake) connects when the broker
+    returns; until then every record fails and the relay tells the outage apart by `reachable`."""
 
-    return publish
+    def __init__(self, settings: CommonSettings, *, service: str, metadata_timeout_s: float) -> None:
+        # Idempotence (acks=all) keeps each partition's order across the producer's own retries.
+        self._options = client_options(settings, client_id=f"hubnet-{service}-relay") | {
+            "enable_idempotence": True,
+            "acks": "all",
+            "linger_ms": 0,
+        }
+        self._metadata_timeout_s = metadata_timeout_s
+        self._start_timeout_s = settings.kafka_request_timeout_ms / 1000
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect now rather than on the first round (bounded by the request timeout)."""
+        await self._started()
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(**self._options)
+                try:
+                    await asyncio.wait_for(producer.start(), timeout=self._start_timeout_s)
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def _known(self, producer: AIOKafkaProducer, topic: str) -> BaseException | None:
+        # Bounded: a topic that does not exist fails its own rows, not the whole round, and not after
+        # the request timeout. Cached metadata answers at once.
+        try:
+            await asyncio.wait_for(producer.partitions_for(topic), timeout=self._metadata_timeout_s)
+        except Exception as error:  # the reason goes to the rows of this topic
+            return error if not isinstance(error, TimeoutError) else UnknownTopicOrPartitionError(topic)
+        return None
+
+    async def publish(self, records: Sequence[outbox.Record]) -> list[BaseException | None]:
+        try:
+            producer = await self._started()
+        except Exception as error:  # not connected: every record of the round fails alike
+            return [error] * len(records)
+        topics = sorted({record.topic for record in records})
+        unknown = dict(zip(topics, await asyncio.gather(*(self._known(producer, t) for t in topics)), strict=True))
+        outcomes: list[BaseException | None] = [None] * len(records)
+        appended: list[tuple[int, asyncio.Future[Any]]] = []
+        for index, record in enumerate(records):
+            if (missing := unknown[record.topic]) is not None:
+                outcomes[index] = missing
+                continue
+            try:
+                appended.append(
+                    (
+                        index,
+                        await producer.send(
+                            record.topic,
+                            record.payload,
+                            key=record.key.encode(),
+                            headers=[
+                                ("content-type", CONTENT_TYPE.encode()),
+                                (TYPE_HEADER, record.event_type.encode()),
+                            ],
+                        ),
+                    )
+                )
+            except Exception as error:  # refused before it was appended (e.g. too large)
+                outcomes[index] = error
+        acks = await asyncio.gather(*(future for _, future in appended), return_exceptions=True)
+        for (index, _), ack in zip(appended, acks, strict=True):
+            if isinstance(ack, BaseException):
+                outcomes[index] = ack
+        return outcomes

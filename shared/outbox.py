@@ -8,6 +8,7 @@ holds back only the later rows of its own key; after `max_attempts` it is parked
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -188,9 +189,11 @@ class Parked:
 def _claim_statement(table: Table) -> str:
     name = f"{table.schema}.{table.name}"
     # Due rows in order, locked with SKIP LOCKED so that replicas share the work; a row is taken only
-    # when no earlier row of its key is still unpublished (in backoff, in this batch, or held by another
-    # relay): each key's head only, so each consultation's events reach Kafka in the order written,
-    # and a failing row holds back only its own key.
+    # when it is its key's head, the earliest row of the key still unpublished (in backoff, in this
+    # batch, or held by another relay): each consultation's events reach Kafka in the order written,
+    # and a failing row holds back only its own key. The heads are marked published in the same
+    # statement; rows the broker does not acknowledge are marked back before the transaction commits,
+    # and a crash rolls the mark back with everything else.
     return f"""
         WITH batch AS (
             SELECT id, key FROM {name}
@@ -198,14 +201,17 @@ def _claim_statement(table: Table) -> str:
             ORDER BY id
             LIMIT :limit
             FOR UPDATE SKIP LOCKED
+        ), heads AS (
+            SELECT b.id FROM batch b
+            WHERE b.id = (
+                -- A correlated subquery, so each is one probe of ix_outbox_pending whatever the statistics.
+                SELECT min(p.id) FROM {name} p
+                WHERE p.key = b.key AND p.published_at IS NULL AND p.parked_at IS NULL
+            )
         )
-        SELECT o.id, o.topic, o.key, o.event_type, o.payload, o.attempts
-        FROM {name} o JOIN batch b ON o.id = b.id
-        WHERE NOT EXISTS (
-            SELECT 1 FROM {name} p
-            WHERE p.key = b.key AND p.id < b.id AND p.published_at IS NULL AND p.parked_at IS NULL
-        )
-        ORDER BY o.id
+        UPDATE {name} o SET published_at = now()
+        FROM heads h WHERE o.id = h.id
+        RETURNING o.id, o.topic, o.key, o.event_type, o.payload, o.attempts
     """
 
 
@@ -213,6 +219,7 @@ def _failed_statement(table: Table) -> str:
     name = f"{table.schema}.{table.name}"
     return f"""
         UPDATE {name} o SET
+            published_at = NULL,
             attempts = o.attempts + 1,
             last_error = f.error,
             next_attempt_at = now() + make_interval(secs => f.delay),
@@ -237,6 +244,7 @@ class Relay:
         batch_size: int,
         max_attempts: int,
         retry_backoff: Backoff,
+        lanes: int = 1,
         retention: timedelta = timedelta(days=7),
     ) -> None:
         self._table = table
@@ -247,13 +255,14 @@ class Relay:
         self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._retry_backoff = retry_backoff
+        self._lanes = lanes
         self._retention = retention
         self._claim = text(_claim_statement(table))
         self._failed = text(_failed_statement(table))
         self._rounds = 0
 
     async def relay_once(self) -> int:
-        """One round: claim, send, and mark each row by its own outcome, in one transaction.
+        """One round: claim (marked sent), send, and mark back each row the broker refused, in one transaction.
         Returns how many rows were claimed."""
         async with self._sessions.begin() as session:
             rows = (await session.execute(self._claim, {"limit": self._batch_size})).all()
@@ -266,10 +275,6 @@ class Relay:
             if failed and not sent and not await self._reachable():
                 # An outage is not the rows' fault: roll back (attempts untouched) and let the loop back off.
                 raise BrokerUnavailable(f"{len(failed)} rows not acknowledged and the broker does not answer")
-            if sent:
-                await session.execute(
-                    update(self._table).where(self._table.c.id.in_(sent)).values(published_at=func.now())
-                )
             parked = await self._record_failures(session, failed) if failed else 0
         self._metrics.outbox_published.inc(len(sent))
         if failed:
@@ -310,12 +315,14 @@ class Relay:
             await session.execute(delete(self._table).where(self._table.c.published_at < func.now() - self._retention))
 
     async def work(self) -> bool:
-        """One unit for `poll.poll`: a round, and now and then a purge of old published rows."""
-        claimed = await self.relay_once()
+        """One unit for `poll.poll`: `lanes` rounds side by side (one's database work overlaps another's
+        sends; SKIP LOCKED gives them disjoint rows and the key-head rule keeps each key's order), and
+        now and then a purge of old published rows. True when there is more to do at once."""
+        claimed = await asyncio.gather(*(self.relay_once() for _ in range(self._lanes)))
         self._rounds += 1
         if self._rounds % 3000 == 0:
             await self.purge()
-        return claimed >= self._batch_size
+        return max(claimed) >= self._batch_size
 
 
 async def list_parked(session: AsyncSession, table: Table, *, limit: int = 100) -> list[Parked]:

@@ -45,6 +45,8 @@ class CommonSettings(BaseSettings):
 
     outbox_poll_interval_s: float = 0.2
     outbox_batch_size: int = 500
+    # Rounds in flight at once, each up to outbox_batch_size rows.
+    outbox_relay_lanes: int = 4
     # A row failing this many rounds is parked (listed by `python -m services.<name> outbox parked`).
     outbox_max_attempts: int = 10
     outbox_retry_backoff_s: float = 0.5
@@ -55,6 +57,8 @@ class CommonSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_commit_interval_s: float = 0.2
     consumer_batch_size: int = 500
+    # A fetched batch is applied in up to this many transactions side by side, each over whole partitions.
+    consumer_lanes: int = 2
     consumer_retry_backoff_s: float = 0.2
     consumer_retry_backoff_cap_s: float = 10.0
     # Liveness fails when fetched records have waited this long (a dependency down that long, or a hang).

@@ -35,17 +35,18 @@ def create_app(settings: NotifySettings) -> FastAPI:
         deadline=timedelta(seconds=settings.delivery_deadline_s),
     )
     runtime.consume(on(ConsultationSubmitted, acknowledge), after_commit=due.set)
-    deliverer = Deliverer(runtime, settings, Mailer(settings))
-    runtime.workers.append(
-        functools.partial(
-            poll.poll,
-            deliverer.work,
-            name="notify delivery",
-            idle_s=settings.delivery_poll_interval_s,
-            backoff=poll.Backoff(settings.delivery_poll_interval_s, 5.0),
-            wake=due,
+    if settings.delivery_sending:
+        deliverer = Deliverer(runtime, settings, Mailer(settings))
+        runtime.workers.append(
+            functools.partial(
+                poll.poll,
+                deliverer.work,
+                name="notify delivery",
+                idle_s=settings.delivery_poll_interval_s,
+                backoff=poll.Backoff(settings.delivery_poll_interval_s, 5.0),
+                wake=due,
+            )
         )
-    )
     return create_http_app(runtime, title="hubnet notify", description="Emails and webhooks, in Japanese and English.")
 
 

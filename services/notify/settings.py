@@ -13,6 +13,9 @@ class NotifySettings(CommonSettings):
     smtp_starttls: bool = False
     smtp_timeout_s: float = 10.0
     mail_from: str = "hubnet <no-reply@hubnet.example.jp>"
+    # false: this replica only queues deliveries from events and sends nothing (queueing and sending
+    # scaled apart, or a consumer measured on its own); at least one replica must send.
+    delivery_sending: bool = True
     delivery_poll_interval_s: float = 0.2
     # Retries of a failing delivery: exponential backoff with jitter from base to cap, until the deadline;
     # then it is given up with a DeliveryFailed event. An SMTP 5xx gives up at once.

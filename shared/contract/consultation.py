@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contract.envelope import EventData
 from shared.contract.topics import consultations
@@ -14,6 +14,7 @@ from shared.contract.vocabulary import (
     ApplicantKind,
     Channel,
     DevelopmentStage,
+    EmailAddress,
     Language,
     ProductKind,
     SupportField,
@@ -26,7 +27,7 @@ class ApplicantPersonal(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     contact_name: str = Field(min_length=1, max_length=200)
-    email: EmailStr
+    email: EmailAddress
     phone: str | None = Field(default=None, max_length=40)
     body: str = Field(min_length=1, max_length=20_000, description="相談内容: the question in the applicant's words")
 

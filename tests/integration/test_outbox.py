@@ -106,6 +106,7 @@ async def test_competing_relays_publish_each_key_in_order_exactly_once(
             await outbox.stage_all(session, staged)
 
     brokers = []
+    producers = []
     relays = []
     all_metrics = []
     for _ in range(3):
@@ -114,12 +115,14 @@ async def test_competing_relays_publish_each_key_in_order_exactly_once(
         broker = kafka.create_broker(settings, service="test", metrics=metrics)
         await broker.connect()
         brokers.append(broker)
+        producer = kafka.OutboxProducer(settings, service="test", metadata_timeout_s=2)
+        producers.append(producer)
         relays.append(
             outbox.Relay(
                 table=intake_tables.outbox_table,
                 sessions=sessions,
                 metrics=metrics,
-                publish=kafka.outbox_publisher(broker, metadata_timeout_s=2),
+                publish=producer.publish,
                 reachable=kafka.reachable(broker),
                 batch_size=7,
                 max_attempts=5,
@@ -137,6 +140,8 @@ async def test_competing_relays_publish_each_key_in_order_exactly_once(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for producer in producers:
+            await producer.stop()
         for broker in brokers:
             await broker.stop()
         await engine.dispose()
@@ -179,11 +184,12 @@ async def test_row_to_a_missing_topic_is_parked_and_listed_while_other_keys_flow
     metrics = ServiceMetrics("test", CollectorRegistry())
     broker = kafka.create_broker(settings, service="test", metrics=metrics)
     await broker.connect()
+    producer = kafka.OutboxProducer(settings, service="test", metadata_timeout_s=0.5)
     relay = outbox.Relay(
         table=intake_tables.outbox_table,
         sessions=sessions,
         metrics=metrics,
-        publish=kafka.outbox_publisher(broker, metadata_timeout_s=0.5),
+        publish=producer.publish,
         reachable=kafka.reachable(broker),
         batch_size=10,
         max_attempts=3,
@@ -202,12 +208,13 @@ async def test_row_to_a_missing_topic_is_parked_and_listed_while_other_keys_flow
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
         await broker.stop()
         await engine.dispose()
     assert row.key == str(lost_key)
     assert row.attempts == 3
     assert row.last_error is not None
-    assert "Timeout" in row.last_error
+    assert "UnknownTopicOrPartitionError" in row.last_error
     assert counter(metrics.registry, "hubnet_test_outbox_parked_total") == 1
 
     listing = await asyncio.create_subprocess_exec(

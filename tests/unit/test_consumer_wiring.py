@@ -10,9 +10,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from mypy import api as mypy_api
 
-from shared.consumer import plan
+from shared.consumer import Parsed, lanes, plan
 from shared.contract import Event, EventData
 from shared.contract.consultation import ConsultationWithdrawn, MatchProposed
 from tests.integration import events
@@ -54,6 +55,38 @@ def test_plan_keeps_each_consultations_order_and_groups_by_type_when_batches_are
         for layer in layers:
             assert all(len({e.envelope.type for e in call}) == 1 for call in layer), "one type per call"
             assert len({call[0].envelope.type for call in layer}) == len(layer), "one call per type per layer"
+
+
+def _parsed(partition: int, offset: int) -> Parsed:
+    record: ConsumerRecord[bytes | None, bytes | None] = ConsumerRecord(
+        "hubnet.consultations.mediso", partition, offset, 0, 0, None, None, 0, 0, [], None
+    )
+    return Parsed(record, _event(uuid.uuid4(), "submitted"))
+
+
+def test_lanes_keep_each_partition_whole_and_in_order_and_balance_the_load() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        count = rng.randint(1, 4)
+        offsets = dict.fromkeys(range(rng.randint(1, 8)), 0)
+        batch = []
+        for _ in range(rng.randint(1, 60)):
+            partition = rng.choice(list(offsets))
+            batch.append(_parsed(partition, offsets[partition]))
+            offsets[partition] += 1
+        result = lanes(batch, count)
+        assert sorted(id(item) for lane in result for item in lane) == sorted(id(item) for item in batch)
+        assert len(result) == min(count, len({item.record.partition for item in batch}))
+        homes = {item.record.partition: index for index, lane in enumerate(result) for item in lane}
+        for index, lane in enumerate(result):
+            assert lane, "no empty lane"
+            assert all(homes[item.record.partition] == index for item in lane), "a partition in one lane only"
+            for partition in {item.record.partition for item in lane}:
+                in_lane = [item.record.offset for item in lane if item.record.partition == partition]
+                assert in_lane == sorted(in_lane), "a partition's records keep their order"
+        sizes = sorted(len(lane) for lane in result)
+        largest_partition = max(sum(1 for item in batch if item.record.partition == p) for p in offsets)
+        assert sizes[-1] - sizes[0] <= largest_partition, "lanes differ by at most one partition's records"
 
 
 def test_plan_applies_a_backlog_of_lifecycles_in_one_call_per_type() -> None:
