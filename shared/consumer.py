@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -240,6 +241,10 @@ class Consumer:
             self._waiting_since = None
 
     async def _parse(self, record: Record) -> Parsed | None:
+        if (declared := _declared_type(record)) is not None and declared not in self._routes:
+            # A hubnet event of a type this service does not handle (often its own): skipped unparsed.
+            self._metrics.events.labels(declared, "ignored").inc()
+            return None
         try:
             envelope = Envelope.model_validate_json(record.value or b"")
         except ValidationError as error:
@@ -441,6 +446,19 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._owner.partitions_assigned(assigned)
+
+
+_EVENT_TYPE = re.compile(rb"hubnet\.[a-z_]+\.[a-z_]+\.v[0-9]+")
+
+
+def _declared_type(record: Record) -> str | None:
+    """The event type the record's `hubnet-type` header declares, when it is a well-formed one; the
+    bytes are matched before anything is decoded, so a null or non-UTF-8 value is simply no answer
+    (the value is then parsed, and the envelope's own type decides)."""
+    for name, value in record.headers or ():
+        if name == kafka.TYPE_HEADER and isinstance(value, bytes) and _EVENT_TYPE.fullmatch(value):
+            return value.decode("ascii")
+    return None
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from mypy import api as mypy_api
 
-from shared.consumer import Parsed, lanes, plan
+from shared.consumer import Parsed, _declared_type, lanes, plan
 from shared.contract import Event, EventData
 from shared.contract.consultation import ConsultationWithdrawn, MatchProposed
 from tests.integration import events
@@ -57,11 +57,26 @@ def test_plan_keeps_each_consultations_order_and_groups_by_type_when_batches_are
             assert len({call[0].envelope.type for call in layer}) == len(layer), "one call per type per layer"
 
 
-def _parsed(partition: int, offset: int) -> Parsed:
-    record: ConsumerRecord[bytes | None, bytes | None] = ConsumerRecord(
-        "hubnet.consultations.mediso", partition, offset, 0, 0, None, None, 0, 0, [], None
+def _record(
+    partition: int, offset: int, headers: list[tuple[str, bytes | None]] | None = None
+) -> ConsumerRecord[bytes | None, bytes | None]:
+    return ConsumerRecord(
+        topic="hubnet.consultations.mediso",
+        partition=partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=b"{}",
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=2,
+        headers=headers or [],
     )
-    return Parsed(record, _event(uuid.uuid4(), "submitted"))
+
+
+def _parsed(partition: int, offset: int) -> Parsed:
+    return Parsed(_record(partition, offset), _event(uuid.uuid4(), "submitted"))
 
 
 def test_lanes_keep_each_partition_whole_and_in_order_and_balance_the_load() -> None:
@@ -130,3 +145,18 @@ def test_mypy_refuses_a_handler_registered_under_another_event_type(tmp_path: Pa
     assert status == 1
     assert len(errors) == 1, stdout
     assert "wrong_route.py:16" in errors[0], stdout
+
+
+def test_only_a_well_formed_type_header_lets_a_record_be_skipped_unparsed() -> None:
+    def record(*headers: tuple[str, bytes | None]) -> ConsumerRecord[bytes | None, bytes | None]:
+        return _record(0, 0, headers=list(headers))
+
+    assert _declared_type(record(("hubnet-type", b"hubnet.consultation.submitted.v1"))) == (
+        "hubnet.consultation.submitted.v1"
+    )
+    assert _declared_type(record(("content-type", b"x"), ("hubnet-type", b"hubnet.match.proposed.v1"))) == (
+        "hubnet.match.proposed.v1"
+    )
+    for headers in [(), (("hubnet-type", None),), (("hubnet-type", b"\xff\xfe"),), (("hubnet-type", b"drop table"),)]:
+        assert _declared_type(record(*headers)) is None, headers
+    assert _declared_type(record(("ce_type", b"hubnet.consultation.submitted.v1"))) is None
