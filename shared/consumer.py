@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 D = TypeVar("D", bound=EventData)
 Record: TypeAlias = "ConsumerRecord[bytes | None, bytes | None]"
 UNREADABLE = (CorruptRecordException, UnsupportedCodecError)
+CAREFUL_WAIT_MS = 1000
+"""How long careful mode waits for a partition's next record when its high watermark says there is one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,8 @@ class Consumer:
         self._after_commit = after_commit
         self._processed: dict[TopicPartition, int] = {}
         self._fetched: dict[TopicPartition, int] = {}
+        self._skipped: dict[TopicPartition, int] = {}
+        self._rewind = False
         self._waiting_since: float | None = None
         self._last_commit = time.monotonic()
         self._careful = 0
@@ -157,6 +161,11 @@ class Consumer:
                     await self.consume(records)
                     for record in records:
                         self._processed[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                # Skipped unreadable records count as processed only now, after the records fetched before
+                # them: committing their offset earlier would give those up.
+                for tp, offset in self._skipped.items():
+                    self._processed[tp] = max(self._processed.get(tp, 0), offset)
+                self._skipped.clear()
                 await self._commit_if_due(consumer)
         finally:
             with contextlib.suppress(Exception):
@@ -170,12 +179,15 @@ class Consumer:
         backoff = self._backoff()
         while True:
             try:
+                if self._rewind:
+                    await self._rewind_to_fetched(consumer)
+                    self._rewind = False
                 if self._careful > 0:
                     return await self._fetch_carefully(consumer)
                 batches = await consumer.getmany(timeout_ms=200, max_records=self._settings.consumer_batch_size)
             except UNREADABLE as error:
                 log.error("%s: a fetched batch cannot be read (%s); reading record by record", self.group_id, error)
-                await self._rewind_to_fetched(consumer)
+                self._rewind = True
                 self._careful = self._settings.consumer_batch_size
                 continue
             except KafkaError as error:
@@ -189,21 +201,40 @@ class Consumer:
             return records
 
     async def _rewind_to_fetched(self, consumer: AIOKafkaConsumer) -> None:
-        # aiokafka drops the readable records that preceded an unreadable batch in the same fetch
-        # and moves past them; seek back to the last record it actually handed over.
-        for tp in consumer.assignment():
-            fetched = self._fetched.get(tp)
-            if fetched is not None and await consumer.position(tp) > fetched:
-                consumer.seek(tp, fetched)
+        """Seek every partition back to the record after the last one aiokafka handed over.
+
+        A fetch that meets an unreadable batch hands over nothing, yet aiokafka has already moved the
+        positions of the partitions it drained before that batch. Where nothing was handed over since the
+        partition was assigned, reading began at the group's committed offset, or at the log's start when
+        there is none (`auto_offset_reset="earliest"`, see `shared.kafka.create_consumer`)."""
+        for tp in sorted(consumer.assignment()):
+            start = self._fetched.get(tp)
+            if start is None:
+                start = await consumer.committed(tp)
+            if start is None:
+                start = (await consumer.beginning_offsets([tp]))[tp]
+            if await consumer.position(tp) > start:
+                log.warning(
+                    "%s: rewinding %s[%d] to %d, past which nothing was handed over",
+                    self.group_id,
+                    tp.topic,
+                    tp.partition,
+                    start,
+                )
+                consumer.seek(tp, start)
 
     async def _fetch_carefully(self, consumer: AIOKafkaConsumer) -> list[Record]:
         """One record at a time per partition, so an unreadable one is found by its exact position."""
         records: list[Record] = []
         for tp in sorted(consumer.assignment()):
-            while len(records) < self._settings.consumer_batch_size:
-                position = await consumer.position(tp)
+            while len(records) < self._settings.consumer_batch_size and tp in consumer.assignment():
+                position = await consumer.position(tp)  # returns only while tp is assigned, so highwater may ask
+                # Wait for a fetch only where records are known to be ahead: the buffer that met the
+                # unreadable batch yields nothing once, and the partition's next fetch takes a round trip.
+                highwater = consumer.highwater(tp)
+                wait_ms = 200 if highwater is None else CAREFUL_WAIT_MS if position < highwater else 0
                 try:
-                    got = (await consumer.getmany(tp, timeout_ms=50, max_records=1)).get(tp, [])
+                    got = (await consumer.getmany(tp, timeout_ms=wait_ms, max_records=1)).get(tp, [])
                 except UNREADABLE as error:
                     await self._skip_unreadable(consumer, tp, position, error)
                     continue
@@ -222,7 +253,7 @@ class Consumer:
         self._metrics.events.labels("unknown", "unreadable").inc()
         consumer.seek(tp, offset + 1)
         self._fetched[tp] = offset + 1
-        self._processed[tp] = offset + 1
+        self._skipped[tp] = offset + 1
 
     # --- applying a batch -----------------------------------------------------------------------
 

@@ -30,6 +30,11 @@ CONTENT_TYPE = "application/cloudevents+json"
 TYPE_HEADER = "hubnet-type"
 
 
+def record_headers(event_type: str) -> list[tuple[str, bytes]]:
+    """The headers of every record hubnet publishes: structured mode's content type, and the type for filtering."""
+    return [("content-type", CONTENT_TYPE.encode()), (TYPE_HEADER, event_type.encode())]
+
+
 def _ssl_context(settings: CommonSettings) -> ssl.SSLContext | None:
     return ssl.create_default_context() if settings.kafka_security_protocol in ("SSL", "SASL_SSL") else None
 
@@ -168,10 +173,7 @@ class OutboxProducer:
                             record.topic,
                             record.payload,
                             key=record.key.encode(),
-                            headers=[
-                                ("content-type", CONTENT_TYPE.encode()),
-                                (TYPE_HEADER, record.event_type.encode()),
-                            ],
+                            headers=record_headers(record.event_type),
                         ),
                     )
                 )

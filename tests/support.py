@@ -1,4 +1,4 @@
-"""Helpers shared by the tiers that talk to the real stack: its environment, Kafka reads, bounded waits."""
+"""Helpers shared by the tiers that talk to the real stack: its environment, Kafka reads and writes, waits."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ import asyncio
 import mailbox
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from email.message import Message
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
+
+from deploy.local.stack.kafka import java_binary, kafka_libs_dir
 
 T = TypeVar("T")
 
@@ -81,3 +85,89 @@ def mails_about(maildir: str, consultation_id: str) -> list[Message]:
 def counter(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """Current value of a counter sample (0 when it has not been touched yet)."""
     return registry.get_sample_value(name, labels) or 0.0
+
+
+async def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+    """Send keyed records one at a time, in order, each acknowledged; returns each one's (partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        placed = []
+        for key, value in messages:
+            sent = await producer.send_and_wait(topic, value, key=key)
+            placed.append((sent.partition, sent.offset))
+        return placed
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The next offset of every partition of `topic`: how many records each has ever had."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    assert described["error_code"] == 0, f"topic {topic}: error {described['error_code']}"
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        offsets = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {tp.partition: offset for tp, offset in offsets.items()}
+
+
+async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The offsets `group` has committed on `topic`'s partitions (those without a commit are absent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
+def key_for_partition(partition: int, partitions: int) -> bytes:
+    """A key the default partitioner (murmur2, the same in aiokafka and Kafka's Java clients) puts on `partition`."""
+    for n in range(10_000):
+        key = f"key-{n}".encode()
+        if (murmur2(key) & 0x7FFFFFFF) % partitions == partition:
+            return key
+    raise AssertionError(f"no key found for partition {partition} of {partitions}")
+
+
+async def produce_with_kafka_tools(
+    bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes]], *, compression: str, timeout: float = 60.0
+) -> None:
+    """Send keyed records with Kafka's own Java console producer (the jars the local stack runs), e.g. with a
+    compression codec aiokafka cannot read here. Fails unless the topic then holds exactly that many more records."""
+    lines = []
+    for key, value in messages:
+        if any(bad in part for part in (key, value) for bad in (b"\t", b"\n", b"\r")):
+            raise ValueError("the console producer reads one tab-separated key and value per line")
+        lines.append(key + b"\t" + value + b"\n")
+    before = sum((await end_offsets(bootstrap, topic)).values())
+    argv = [
+        *(java_binary(), "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"),
+        *("-cp", f"{kafka_libs_dir()}/*", "kafka.tools.ConsoleProducer"),
+        *("--bootstrap-server", bootstrap, "--topic", topic, "--compression-codec", compression, "--sync"),
+        *("--request-required-acks", "all", "--property", "parse.key=true", "--property", "key.separator=\t"),
+        *("--producer-property", f"max.block.ms={int(timeout * 500)}"),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(b"".join(lines)), timeout=timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"the console producer did not finish within {timeout}s") from None
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, f"the console producer failed ({process.returncode}): {text}"
+    after = sum((await end_offsets(bootstrap, topic)).values())
+    assert after - before == len(messages), f"{after - before} of {len(messages)} records arrived: {text}"
