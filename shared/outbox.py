@@ -188,29 +188,32 @@ class Parked:
 
 def _claim_statement(table: Table) -> str:
     name = f"{table.schema}.{table.name}"
-    # Due rows in order, locked with SKIP LOCKED so that replicas share the work; a row is taken only
-    # when it is its key's head, the earliest row of the key still unpublished (in backoff, in this
-    # batch, or held by another relay): each consultation's events reach Kafka in the order written,
-    # and a failing row holds back only its own key. The heads are marked published in the same
-    # statement; rows the broker does not acknowledge are marked back before the transaction commits,
-    # and a crash rolls the mark back with everything else.
+    # Due rows in id order, locked with SKIP LOCKED so that relays (lanes, replicas) share the work. A
+    # row is taken only when it is its key's head: the earliest row of the key still unpublished, so
+    # each consultation's events reach Kafka in the order written, and a failing row holds back only
+    # its own key. Earlier unpublished rows the batch did not take are those in backoff or held by
+    # another relay: one range scan up to the batch's last id finds them (set-based, so the cost is
+    # linear in the batch whatever the planner's statistics). The heads are marked published in the
+    # same statement; rows the broker does not acknowledge are marked back before the transaction
+    # commits, and a crash rolls the mark back with everything else.
     return f"""
-        WITH batch AS (
+        WITH batch AS MATERIALIZED (
             SELECT id, key FROM {name}
             WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
             ORDER BY id
             LIMIT :limit
             FOR UPDATE SKIP LOCKED
-        ), heads AS (
-            SELECT b.id FROM batch b
-            WHERE b.id = (
-                -- A correlated subquery, so each is one probe of ix_outbox_pending whatever the statistics.
-                SELECT min(p.id) FROM {name} p
-                WHERE p.key = b.key AND p.published_at IS NULL AND p.parked_at IS NULL
-            )
+        ), firsts AS (
+            SELECT DISTINCT ON (key) id, key FROM batch ORDER BY key, id
+        ), held AS MATERIALIZED (
+            SELECT p.id, p.key FROM {name} p
+            WHERE p.published_at IS NULL AND p.parked_at IS NULL
+              AND p.id < (SELECT max(id) FROM batch)
+              AND p.id NOT IN (SELECT id FROM batch)
         )
         UPDATE {name} o SET published_at = now()
-        FROM heads h WHERE o.id = h.id
+        FROM firsts f
+        WHERE o.id = f.id AND NOT EXISTS (SELECT 1 FROM held h WHERE h.key = f.key AND h.id < f.id)
         RETURNING o.id, o.topic, o.key, o.event_type, o.payload, o.attempts
     """
 
