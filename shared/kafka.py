@@ -116,6 +116,9 @@ class OutboxProducer:
             "enable_idempotence": True,
             "acks": "all",
             "linger_ms": 0,
+            # A round's records for one partition go in one batch (events are ~1 KiB; the default 16 KiB
+            # batch would take a round trip per 16 of them, one partition batch in flight at a time).
+            "max_batch_size": 512 * 1024,
         }
         self._metadata_timeout_s = metadata_timeout_s
         self._start_timeout_s = settings.kafka_request_timeout_ms / 1000
