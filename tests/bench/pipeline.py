@@ -1,12 +1,13 @@
 """`make bench`: hubnet's paths against raw baselines measured in the same run, reported as ratios.
 
 Needs a running stack (`hubnet stack up --only postgres,kafka`); uses a database and topics of its own,
-dropped afterwards. Bounded: N messages per measurement (HUBNET_BENCH_N, default 3000), loopback only,
+dropped afterwards. Bounded: N messages per measurement (HUBNET_BENCH_N, default 10000), loopback only,
 every wait has a deadline and says what it was waiting for, and the whole run has one too
 (HUBNET_BENCH_TIMEOUT_S, default 600).
 
-The events flow as in production: intake stages N consultations, the relay publishes them, matching
-consumes them and publishes N proposals, then notify and reporting each consume all 2N records. Each
+The events flow as in production: intake stages N consultations, the relay publishes them (the relay and
+its raw baseline: best of ROUNDS rounds of N fresh records each), matching consumes all of them and
+publishes as many proposals, then notify and reporting each consume every record of the topic. Each
 consumer is timed from its first handled event to its last, and so is its baseline: a raw aiokafka
 consumer that writes each fetched batch with one `INSERT … SELECT FROM unnest(…) ON CONFLICT` into a
 table as wide as the service's own.
@@ -58,8 +59,9 @@ from tests.integration import events
 from tests.support import stack_env, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-N = int(os.environ.get("HUBNET_BENCH_N", "3000"))
+N = int(os.environ.get("HUBNET_BENCH_N", "10000"))
 WARM_UP = 100
+ROUNDS = 3  # the relay and its baseline: best of this many
 TIMEOUT_S = float(os.environ.get("HUBNET_BENCH_TIMEOUT_S", "600"))
 SERVICES = ("intake", "matching", "notify", "reporting")
 HANDLED = ("applied", "duplicate", "ignored", "dead_lettered", "unreadable")
@@ -203,8 +205,15 @@ async def bench_outbox(s: Scratch) -> list[Result]:
         await raw_produce(warm)
         plain = await timed(N, plain_inserts)
         intake = await timed(N, lambda: submit(items))
-        raw = await timed(N, lambda: raw_produce(items))
-        relayed = await timed(N, lambda: drain(WARM_UP + N))
+        raw = relayed = 0.0
+        for round_ in range(ROUNDS):
+            # The best of ROUNDS, each on fresh records; later rounds are staged as intake would, untimed.
+            batch = items if round_ == 0 else [events.submitted(s.hub) for _ in range(N)]
+            if round_ > 0:
+                async with sessions.begin() as session:
+                    await outbox.stage_all(session, [outbox.Staged(events.submitted_data(e), hub=s.hub) for e in batch])
+            raw = max(raw, await timed(N, lambda: raw_produce(batch)))  # noqa: B023 (awaited at once)
+            relayed = max(relayed, await timed(N, lambda: drain(WARM_UP + (round_ + 1) * N)))  # noqa: B023
     finally:
         await producer.stop()
         await relay_producer.stop()
@@ -325,7 +334,7 @@ async def _at_least(value: float, target: int) -> bool:
 
 
 async def bench_consumers(s: Scratch) -> list[Result]:
-    submitted = WARM_UP + N
+    submitted = WARM_UP + ROUNDS * N
     baseline = await baseline_consume(s, width=_width(matching_tables.metadata, "proposals"), count=submitted, name="m")
     matching = await run_consumer(
         create_matching(MatchingSettings(**service_settings(s))),
@@ -372,7 +381,8 @@ def _width(metadata: MetaData, table: str) -> int:
 
 
 def report(results: list[Result]) -> None:
-    table = Table(title=f"hubnet bench — {N} messages each (+{WARM_UP} warm-up), same run, loopback")
+    title = f"hubnet bench — {N:,} messages per measurement (relay: best of {ROUNDS}), same run, loopback"
+    table = Table(title=title)
     for column in ("path", "msg/s", "baseline", "baseline msg/s", "ratio", "target"):
         table.add_column(column, justify="left" if column in ("path", "baseline") else "right")
     for result in results:
