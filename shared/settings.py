@@ -56,9 +56,9 @@ class CommonSettings(BaseSettings):
 
     consumer_max_attempts: int = 5
     consumer_commit_interval_s: float = 0.2
-    consumer_batch_size: int = 500
+    consumer_batch_size: int = 1000
     # A fetched batch is applied in up to this many transactions side by side, each over whole partitions.
-    consumer_lanes: int = 2
+    consumer_lanes: int = 4
     consumer_retry_backoff_s: float = 0.2
     consumer_retry_backoff_cap_s: float = 10.0
     # Liveness fails when fetched records have waited this long (a dependency down that long, or a hang).

@@ -250,7 +250,7 @@ async def baseline_consume(s: Scratch, *, width: int, count: int, name: str) -> 
         group_id=f"bench-baseline-{name}-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        max_poll_records=500,
+        max_poll_records=CommonSettings().consumer_batch_size,  # the services' batch size
     )
     await consumer.start()
     seen, first, started = 0, 0, 0.0
