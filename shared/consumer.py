@@ -13,8 +13,9 @@
 - Offsets are committed only for records whose transaction committed (or whose dead letter was
   acknowledged), every `consumer_commit_interval_s` and when partitions are revoked. A crash between
   effect and commit means redelivery, which the inbox turns into a no-op.
-- A record aiokafka cannot read (corrupt or undecodable batch) is recorded on the dead-letter topic by
-  its position and skipped; a failing dead-letter publish is retried with backoff. Nothing loops hot.
+- A record aiokafka cannot read (a corrupt batch, an unknown codec, a header name that is not UTF-8) is
+  recorded on the dead-letter topic by its position and skipped; a failing dead-letter publish is
+  retried with backoff. Nothing loops hot.
 - Liveness: `healthy()` turns false when records have waited longer than `consumer_stall_timeout_s`.
 """
 
@@ -49,7 +50,9 @@ log = logging.getLogger(__name__)
 
 D = TypeVar("D", bound=EventData)
 Record: TypeAlias = "ConsumerRecord[bytes | None, bytes | None]"
-UNREADABLE = (CorruptRecordException, UnsupportedCodecError)
+# What aiokafka raises for a record it cannot decode: a corrupt batch, an unknown codec, or a header
+# name that is not UTF-8 (the protocol's strings are; the broker does not check, aiokafka's decoder does).
+UNREADABLE = (CorruptRecordException, UnsupportedCodecError, UnicodeDecodeError)
 CAREFUL_WAIT_MS = 1000
 """How long careful mode waits for a partition's next record when its high watermark says there is one."""
 

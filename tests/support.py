@@ -1,19 +1,25 @@
-"""Helpers shared by the tiers that talk to the real stack: its environment, Kafka reads and writes, waits."""
+"""Helpers shared by the tiers that talk to the real stack: its environment, Kafka reads and writes (crafted
+records too), bounded waits, received mail."""
 
 from __future__ import annotations
 
 import asyncio
 import mailbox
 import os
+import struct
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from email.message import Message
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
+from aiokafka.record.util import calc_crc32c
+from aiokafka.structs import RecordMetadata
 from prometheus_client import CollectorRegistry
 
 from deploy.local.stack.kafka import java_binary, kafka_libs_dir
@@ -76,10 +82,53 @@ async def read_until(
     return records
 
 
+async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 30) -> list[ConsumerRecord[Any, Any]]:
+    """Every record a topic holds now: read from the beginning up to the end offsets taken at the start."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list[ConsumerRecord[Any, Any]] = []
+    try:
+        assert topic in await consumer.topics(), f"topic {topic} does not exist"
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s reading {topic} to its end ({len(records)} records)")
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
 def mails_about(maildir: str, consultation_id: str) -> list[Message]:
     """Messages the SMTP sink stored for one consultation."""
     box = mailbox.Maildir(maildir, create=False)
     return [message for message in box if message["X-Hubnet-Consultation"] == consultation_id]
+
+
+def mail_keys(maildir: str) -> set[str]:
+    """The messages the SMTP sink holds now, by their Maildir keys."""
+    return set(mailbox.Maildir(maildir, create=False).keys())
+
+
+def mails_per_consultation(maildir: str, *, besides: set[str]) -> Counter[str]:
+    """How many messages the SMTP sink stored for each consultation (X-Hubnet-Consultation), among
+    those whose keys are not in `besides`; only headers are read."""
+    box = mailbox.Maildir(maildir, create=False)
+    parser = BytesHeaderParser()
+    counts: Counter[str] = Counter()
+    for key in box.iterkeys():
+        if key in besides:
+            continue
+        with box.get_file(key) as handle:
+            consultation = parser.parse(handle)["X-Hubnet-Consultation"]  # type: ignore[arg-type]
+        if consultation:
+            counts[consultation] += 1
+    return counts
 
 
 def counter(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -171,3 +220,52 @@ async def produce_with_kafka_tools(
     assert process.returncode == 0, f"the console producer failed ({process.returncode}): {text}"
     after = sum((await end_offsets(bootstrap, topic)).values())
     assert after - before == len(messages), f"{after - before} of {len(messages)} records arrived: {text}"
+
+
+async def produce_with_headers(
+    bootstrap: str,
+    topic: str,
+    value: bytes,
+    *,
+    key: bytes,
+    headers: Sequence[tuple[str, bytes | None]] = (),
+    partition: int | None = None,
+) -> RecordMetadata:
+    """One record, with any headers Kafka allows (a null value, bytes that are not UTF-8); returns its
+    position (topic, partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        return await producer.send_and_wait(topic, value, key=key, headers=list(headers), partition=partition)
+    finally:
+        await producer.stop()
+
+
+_NAME_PLACEHOLDER = "x-hubnet-header-name-?"
+
+
+async def produce_with_undecodable_header_name(
+    bootstrap: str, topic: str, value: bytes, *, key: bytes, partition: int
+) -> RecordMetadata:
+    """One record, alone in its batch, whose header name is not UTF-8 (`x-hubnet-header-name-\\xff`).
+
+    Kafka's protocol says header names are UTF-8 strings; a producer that does not check (the broker
+    does not) can still write one, and aiokafka then fails to decode the record. aiokafka will not
+    encode such a name, so the batch is built with a placeholder and patched: the placeholder's last
+    byte replaced, the batch's CRC-32C (over everything after the CRC field) recomputed."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)  # not idempotent: the batch goes out as built
+    await producer.start()
+    try:
+        batch = producer.create_batch()
+        batch.append(key=key, value=value, timestamp=None, headers=[(_NAME_PLACEHOLDER, b"value")])
+        buffer = batch._build()  # built once and kept: these are the bytes send_batch sends
+        placeholder = _NAME_PLACEHOLDER.encode()
+        assert buffer.count(placeholder) == 1
+        buffer[buffer.index(placeholder) + len(placeholder) - 1] = 0xFF
+        crc_at = 17  # v2 batch: base offset (8), length (4), leader epoch (4), magic (1), then the CRC (4)
+        struct.pack_into(">I", buffer, crc_at, calc_crc32c(bytes(buffer[crc_at + 4 :])))
+        metadata = await (await producer.send_batch(batch, topic, partition=partition))
+    finally:
+        await producer.stop()
+    assert isinstance(metadata, RecordMetadata)
+    return metadata

@@ -20,7 +20,7 @@ from services.matching.app import create_app
 from services.matching.settings import MatchingSettings
 from tests.integration import events
 from tests.integration.conftest import ROOT, Infra, TestHub, running
-from tests.support import counter, read_topic, wait_for
+from tests.support import counter, produce_with_headers, produce_with_undecodable_header_name, read_topic, wait_for
 
 SUBMITTED = "hubnet.consultation.submitted.v1"
 EVENTS = "hubnet_matching_events_total"
@@ -184,3 +184,31 @@ async def test_failing_event_is_dead_lettered_and_its_batch_neighbours_are_appli
     reason = dict(dead.headers)["hubnet-dlt-reason"].decode()
     assert "SQLSTATE 22" in reason, reason  # data exception: the type and code are named
     assert "poison" not in reason, "no statement parameters in a dead-letter reason"
+
+
+async def test_record_whose_header_name_is_not_utf8_is_dead_lettered_by_position_and_the_partition_moves_on(
+    infra: Infra, hub: TestHub, database_url: str, service_settings: dict[str, Any]
+) -> None:
+    undecodable, after = events.submitted(hub.id), events.submitted(hub.id)
+    written = await produce_with_undecodable_header_name(
+        infra.bootstrap, hub.topic, undecodable.to_bytes(), key=undecodable.subject.encode(), partition=0
+    )
+    await produce_with_headers(infra.bootstrap, hub.topic, after.to_bytes(), key=after.subject.encode(), partition=0)
+
+    def proposals_for(envelope: Any) -> Any:
+        consultation_id = uuid.UUID(envelope.subject)
+        proposal = matching_tables.Proposal
+        return select(func.count()).select_from(proposal).where(proposal.consultation_id == consultation_id)
+
+    app = create_app(MatchingSettings(**service_settings))
+    async with running(app):
+        await wait_for(
+            lambda: _count(database_url, proposals_for(after)), timeout=60, what="the record after it applied"
+        )
+
+    [dead] = await read_topic(infra.bootstrap, hub.dead_letter_topic(SERVICE.consumer_group), count=1, timeout=10)
+    headers = dict(dead.headers)
+    assert headers["hubnet-dlt-reason"] == b"unreadable record: UnicodeDecodeError"
+    assert headers["hubnet-dlt-topic"].decode() == hub.topic
+    assert (headers["hubnet-dlt-partition"], headers["hubnet-dlt-offset"]) == (b"0", str(written.offset).encode())
+    assert await _count(database_url, proposals_for(undecodable)) == 0, "aiokafka cannot read it, so it is not applied"
