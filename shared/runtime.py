@@ -48,10 +48,16 @@ class Runtime:
     workers: list[Worker] = field(default_factory=list)
     consumers: list[Consumer] = field(default_factory=list)
     relay_due: asyncio.Event = field(default_factory=asyncio.Event)
+    running: list[asyncio.Task[None]] = field(default_factory=list)
+    """The workers' tasks while the service serves; each should run until shutdown."""
 
     def wake_relay(self) -> None:
         """Called after a commit that staged events, so they go out without waiting for the poll."""
         self.relay_due.set()
+
+    def stopped_workers(self) -> list[str]:
+        """Workers whose task has ended: a loop meant to run until shutdown returned or raised."""
+        return [task.get_name() for task in self.running if task.done()]
 
     def consume(self, *routes: Route[Any], after_commit: Callable[[], None] | None = None) -> Consumer:
         """Subscribe the service's consumer group to every hub's consultation topic (by pattern: a new
@@ -123,6 +129,16 @@ def _relay_worker(runtime: Runtime, relay: outbox.Relay) -> Worker:
     return run
 
 
+def _report_stopped(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.critical("%s stopped: %s; liveness now fails", task.get_name(), type(error).__name__, exc_info=error)
+    else:
+        log.critical("%s returned; liveness now fails", task.get_name())
+
+
 def create_http_app(
     runtime: Runtime,
     *,
@@ -153,7 +169,11 @@ def create_http_app(
         workers = list(runtime.workers)
         if runtime.relay is not None:
             workers.append(_relay_worker(runtime, runtime.relay))
-        tasks += [asyncio.create_task(worker(), name=f"{name}-worker") for worker in workers]
+        for index, worker in enumerate(workers):
+            task = asyncio.create_task(worker(), name=f"{name}-worker-{index}")
+            task.add_done_callback(_report_stopped)
+            runtime.running.append(task)
+        tasks += runtime.running
         log.info("%s started", name)
         try:
             yield
@@ -161,6 +181,7 @@ def create_http_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            runtime.running.clear()
             if runtime.relay_producer is not None:
                 await runtime.relay_producer.stop()
             await runtime.broker.stop()
@@ -174,9 +195,12 @@ def create_http_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(response: Response) -> dict[str, str]:
-        """Liveness: fails when a consumer has held fetched records past its stall timeout."""
-        stalled = [consumer.group_id for consumer in runtime.consumers if not consumer.healthy()]
-        if stalled:
+        """Liveness: fails when a consumer has held fetched records past its stall timeout, or when a
+        worker (a consumer loop, the relay, a poller) has stopped: a restart is what either needs."""
+        if stopped := runtime.stopped_workers():
+            response.status_code = 503
+            return {"status": "stopped", "workers": ", ".join(stopped)}
+        if stalled := [consumer.group_id for consumer in runtime.consumers if not consumer.healthy()]:
             response.status_code = 503
             return {"status": "stalled", "consumers": ", ".join(stalled)}
         return {"status": "ok"}
