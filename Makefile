@@ -116,7 +116,7 @@ test-integration: install ## integration tests on the test stack's PostgreSQL an
 test-e2e: install ## end-to-end tests on the whole test stack (left running)
 	$(call run_tier,e2e)
 
-test-fault: install ## fault tests (stop and restart Kafka) on the whole test stack (left running)
+test-fault: install ## fault tests (Kafka and PostgreSQL outages, SIGKILLed consumers) on the whole test stack (left running)
 	$(call run_tier,fault)
 
 bench: install ## throughput of intake, the outbox relay and a consumer, as ratios to raw baselines (test stack)

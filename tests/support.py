@@ -84,16 +84,18 @@ async def read_until(
 
 async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 30) -> list[ConsumerRecord[Any, Any]]:
     """Every record a topic holds now: read from the beginning up to the end offsets taken at the start."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
     try:
-        assert topic in await consumer.topics(), f"topic {topic} does not exist"
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
         deadline = time.monotonic() + timeout
+
+        async def assigned() -> set[TopicPartition]:
+            return set(consumer.assignment())
+
+        ends = await consumer.end_offsets(list(await wait_for(assigned, timeout=timeout, what=f"{topic} assigned")))
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout}s reading {topic} to its end ({len(records)} records)")
@@ -110,25 +112,31 @@ def mails_about(maildir: str, consultation_id: str) -> list[Message]:
     return [message for message in box if message["X-Hubnet-Consultation"] == consultation_id]
 
 
-def mail_keys(maildir: str) -> set[str]:
-    """The messages the SMTP sink holds now, by their Maildir keys."""
-    return set(mailbox.Maildir(maildir, create=False).keys())
+class NewMail:
+    """The messages the SMTP sink stores from the moment this is made on (told apart by Maildir key)."""
 
+    def __init__(self, maildir: str) -> None:
+        self._box = mailbox.Maildir(maildir, create=False)
+        self._before = set(self._box.keys())
 
-def mails_per_consultation(maildir: str, *, besides: set[str]) -> Counter[str]:
-    """How many messages the SMTP sink stored for each consultation (X-Hubnet-Consultation), among
-    those whose keys are not in `besides`; only headers are read."""
-    box = mailbox.Maildir(maildir, create=False)
-    parser = BytesHeaderParser()
-    counts: Counter[str] = Counter()
-    for key in box.iterkeys():
-        if key in besides:
-            continue
-        with box.get_file(key) as handle:
-            consultation = parser.parse(handle)["X-Hubnet-Consultation"]  # type: ignore[arg-type]
-        if consultation:
-            counts[consultation] += 1
-    return counts
+    def _keys(self) -> list[str]:
+        return [key for key in self._box.iterkeys() if key not in self._before]
+
+    def per_consultation(self) -> Counter[str]:
+        """How many new messages each consultation got (X-Hubnet-Consultation); only headers are read."""
+        parser = BytesHeaderParser()
+        counts: Counter[str] = Counter()
+        for key in self._keys():
+            with self._box.get_file(key) as handle:
+                consultation = parser.parse(handle)["X-Hubnet-Consultation"]  # type: ignore[arg-type]
+            if consultation:
+                counts[consultation] += 1
+        return counts
+
+    def discard(self) -> None:
+        """Remove the new messages: the Maildir outlives a test run, and other tests read all of it."""
+        for key in self._keys():
+            self._box.discard(key)
 
 
 def counter(registry: CollectorRegistry, name: str, **labels: str) -> float:

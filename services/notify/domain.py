@@ -3,7 +3,7 @@
 The state `sending` is committed before the message goes to SMTP, so a crash between the two leaves
 evidence: once its lease lapses, the delivery is sent again. That is the only way a message is sent
 twice, so the residual duplicate window is one message per delivery in flight when a process dies:
-at most `notify_send_concurrency` duplicates per crash, never a loss.
+at most `delivery_claim_size` duplicates per crash, never a loss.
 """
 
 from __future__ import annotations

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,15 +10,10 @@ from aiokafka import ConsumerRecord
 
 from shared.contract.topics import consultations
 from tests.fault.conftest import Stack
+from tests.fault.control import StackControl
 from tests.support import read_until, wait_for
 
-HUBNET = str(Path(sys.executable).with_name("hubnet"))
 INTAKE_EVENTS = ("hubnet.consultation.submitted.v1", "hubnet.consultation.withdrawn.v1")
-
-
-async def _stack(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec(HUBNET, "stack", *args, env=os.environ.copy())
-    assert await asyncio.wait_for(process.wait(), timeout=180) == 0, f"hubnet stack {' '.join(args)} failed"
 
 
 def _intake_sequences(records: list[ConsumerRecord[Any, Any]], ids: set[str]) -> dict[str, list[str]]:
@@ -36,7 +27,7 @@ def _intake_sequences(records: list[ConsumerRecord[Any, Any]], ids: set[str]) ->
 
 
 async def test_intake_accepts_while_kafka_is_down_and_outbox_drains_in_order_when_it_returns(
-    stack: Stack, http: httpx.AsyncClient
+    stack: Stack, http: httpx.AsyncClient, control: StackControl
 ) -> None:
     body = {
         "language": "ja",
@@ -50,7 +41,7 @@ async def test_intake_accepts_while_kafka_is_down_and_outbox_drains_in_order_whe
         "email": "outage@example.jp",
         "body": "Kafka 停止中の相談",
     }
-    await _stack("stop-component", "kafka")
+    await control.stop("kafka")
     try:
         accepted = []
         for _ in range(6):
@@ -69,7 +60,7 @@ async def test_intake_accepts_while_kafka_is_down_and_outbox_drains_in_order_whe
         assert ready.status_code == 200
         assert ready.json()["kafka"] == "unavailable"
     finally:
-        await _stack("start-component", "kafka")
+        await control.start("kafka")
 
     expected = {cid: list(INTAKE_EVENTS) if cid in withdrawn else [INTAKE_EVENTS[0]] for cid in accepted}
     records = await read_until(
