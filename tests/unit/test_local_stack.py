@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from deploy.local import stack
-from deploy.local.stack import instance, registry
+from deploy.local.stack import instance, kafka, registry
 
 
 def test_components_start_with_what_the_services_need() -> None:
@@ -46,3 +48,12 @@ def test_get_instance_refuses_when_two_roles_share_a_port(monkeypatch: pytest.Mo
     monkeypatch.setenv("HUBNET_INTAKE_PORT", "31000")
     with pytest.raises(stack.StackError, match="HUBNET_INTAKE_PORT and HUBNET_SMTP_PORT are both 31000"):
         stack.get_instance("h9")
+
+
+def test_kafka_cluster_id_never_begins_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    dashed = uuid.UUID(bytes=b"\xf8" + bytes(15))  # URL-safe base64 "-A…": kafka-storage took it for an option
+    plain = uuid.UUID(bytes=bytes(16))
+    drawn = iter([dashed, plain])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
+
+    assert kafka.new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"

@@ -113,11 +113,20 @@ log.retention.hours=168
 """
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as `kafka-storage random-uuid` makes one: 16 random bytes in URL-safe base64,
+    never beginning with '-' (one in 64 would, and a command line takes it for an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _cluster_id(inst: Instance) -> str:
     path = inst.kafka_dir / "cluster.id"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     path.write_text(cluster_id + "\n", encoding="utf-8")
     return cluster_id
 
@@ -222,7 +231,8 @@ def _launch(inst: Instance, console: Console) -> process.Proc:
             process.run_checked(
                 [
                     *(java, *log_opts, "-cp", classpath, "kafka.tools.StorageTool", "format"),
-                    *("-t", _cluster_id(inst), "-c", str(properties), "--ignore-formatted"),
+                    # One argument, so that an id kept from before new_cluster_id, beginning with '-', still parses.
+                    *(f"--cluster-id={_cluster_id(inst)}", "-c", str(properties), "--ignore-formatted"),
                 ],
                 what="kafka-storage format",
                 timeout=120,
