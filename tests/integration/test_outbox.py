@@ -230,3 +230,61 @@ async def test_row_to_a_missing_topic_is_parked_and_listed_while_other_keys_flow
     stdout, stderr = await asyncio.wait_for(listing.communicate(), timeout=60)
     assert listing.returncode == 0, stderr.decode()
     assert str(lost_key) in stdout.decode()
+
+
+async def test_failing_row_holds_back_only_its_own_key_until_parked(
+    infra: Infra, hub: TestHub, database_url: str
+) -> None:
+    """Key K's first row cannot be published; K's second row waits for it (order), another key does not."""
+    settings = CommonSettings(database_url=database_url, kafka_bootstrap_servers=infra.bootstrap)
+    engine = db.create_engine(settings, application_name="test")
+    sessions = db.create_sessions(engine, info=outbox.binding(intake_tables.outbox_table, "/hubnet/test"))
+    stuck_key, other_key = uuid.uuid4(), uuid.uuid4()
+    async with sessions.begin() as session:
+        first, second, other = await outbox.stage_all(
+            session,
+            [
+                outbox.Staged(events.submitted_data(events.submitted(hub.id, stuck_key)), hub=f"{hub.id}-gone"),
+                outbox.Staged(events.submitted_data(events.submitted(hub.id, stuck_key)), hub=hub.id),
+                outbox.Staged(events.submitted_data(events.submitted(hub.id, other_key)), hub=hub.id),
+            ],
+        )
+    metrics = ServiceMetrics("test", CollectorRegistry())
+    broker = kafka.create_broker(settings, service="test", metrics=metrics)
+    await broker.connect()
+    producer = kafka.OutboxProducer(settings, service="test", metadata_timeout_s=0.3)
+    relay = outbox.Relay(
+        table=intake_tables.outbox_table,
+        sessions=sessions,
+        metrics=metrics,
+        publish=producer.publish,
+        reachable=kafka.reachable(broker),
+        batch_size=10,
+        lanes=2,
+        max_attempts=3,
+        retry_backoff=poll.Backoff(0.3, 0.6),
+    )
+    task = asyncio.create_task(poll.poll(relay.work, name="relay", idle_s=0.02, backoff=poll.Backoff(0.01, 0.1)))
+    table = intake_tables.outbox_table
+    try:
+        records = await read_topic(infra.bootstrap, hub.topic, count=2, timeout=30)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+        await broker.stop()
+    async with sessions() as session:
+        rows = {
+            row.event_id: row
+            for row in await session.execute(
+                select(table.c.event_id, table.c.published_at, table.c.parked_at, table.c.attempts)
+            )
+        }
+    await engine.dispose()
+    assert [json.loads(r.value)["id"] for r in records] == [str(other.id), str(second.id)]
+    assert rows[first.id].parked_at is not None
+    assert rows[first.id].attempts == 3
+    assert rows[first.id].published_at is None
+    assert rows[second.id].attempts == 0, "the later row of the stuck key was never tried before its head parked"
+    assert rows[second.id].published_at >= rows[first.id].parked_at
+    assert rows[other.id].published_at < rows[first.id].parked_at, "the other key was not held back"
