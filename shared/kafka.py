@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import murmurhash2
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.errors import MessageSizeTooLargeError, UnknownTopicOrPartitionError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -104,8 +105,9 @@ def reachable(broker: KafkaBroker, *, timeout_s: float = 2.0) -> outbox.Reachabl
 
 
 class OutboxProducer:
-    """The relay's own idempotent producer: a round's records are appended back to back (no task per
-    record), then their acknowledgements are awaited together, each giving its own row's outcome.
+    """The relay's own idempotent producer. A round's records are grouped by partition (Kafka's default
+    partitioner, in native code) into record batches built directly, one future per batch rather than
+    per record; the batches' acknowledgements are awaited together, and each row gets its batch's outcome.
 
     Started on first use, so a service that serves while Kafka is away (intake) connects when the broker
     returns; until then every record fails and the relay tells the outage apart by `reachable`."""
@@ -163,27 +165,59 @@ class OutboxProducer:
         topics = sorted({record.topic for record in records})
         unknown = dict(zip(topics, await asyncio.gather(*(self._known(producer, t) for t in topics)), strict=True))
         outcomes: list[BaseException | None] = [None] * len(records)
-        appended: list[tuple[int, asyncio.Future[Any]]] = []
+        by_partition: dict[tuple[str, int], list[int]] = {}
         for index, record in enumerate(records):
             if (missing := unknown[record.topic]) is not None:
                 outcomes[index] = missing
                 continue
-            try:
-                appended.append(
-                    (
-                        index,
-                        await producer.send(
-                            record.topic,
-                            record.payload,
-                            key=record.key.encode(),
-                            headers=record_headers(record.event_type),
-                        ),
-                    )
-                )
-            except Exception as error:  # refused before it was appended (e.g. too large)
-                outcomes[index] = error
-        acks = await asyncio.gather(*(future for _, future in appended), return_exceptions=True)
-        for (index, _), ack in zip(appended, acks, strict=True):
+            count = len(producer.client.cluster.partitions_for_topic(record.topic) or ())
+            by_partition.setdefault((record.topic, partition_for(record.key.encode(), count)), []).append(index)
+        sent: list[tuple[list[int], asyncio.Future[Any]]] = []
+        for (topic, partition), indexes in by_partition.items():
+            for members, batch in self._batches(producer, records, indexes, outcomes):
+                try:
+                    sent.append((members, await producer.send_batch(batch, topic, partition=partition)))
+                except Exception as error:  # not queued (e.g. the producer is closing): its rows fail
+                    for index in members:
+                        outcomes[index] = error
+        acks = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        for (members, _), ack in zip(sent, acks, strict=True):
             if isinstance(ack, BaseException):
-                outcomes[index] = ack
+                for index in members:
+                    outcomes[index] = ack
         return outcomes
+
+    @staticmethod
+    def _batches(
+        producer: AIOKafkaProducer,
+        records: Sequence[outbox.Record],
+        indexes: Sequence[int],
+        outcomes: list[BaseException | None],
+    ) -> Iterator[tuple[list[int], Any]]:
+        """One partition's records, in order, in as few record batches as fit `max_batch_size`. A
+        record too large for an empty batch fails alone."""
+        batch, members = producer.create_batch(), []
+        for index in indexes:
+            record = records[index]
+            key, headers = record.key.encode(), record_headers(record.event_type)
+            if batch.append(key=key, value=record.payload, timestamp=None, headers=headers) is not None:
+                members.append(index)
+                continue
+            if members:
+                yield members, batch
+                batch, members = producer.create_batch(), []
+                if batch.append(key=key, value=record.payload, timestamp=None, headers=headers) is not None:
+                    members.append(index)
+                    continue
+            outcomes[index] = MessageSizeTooLargeError(f"{len(record.payload)} bytes do not fit one record batch")
+        if members:
+            yield members, batch
+
+
+MURMUR2_SEED = 0x9747B28C
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a keyed record (Java's and aiokafka's alike:
+    positive murmur2 of the key bytes, modulo the partition count), in native code."""
+    return (murmurhash2.murmurhash2(key, MURMUR2_SEED) & 0x7FFFFFFF) % partitions
