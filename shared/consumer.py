@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
@@ -39,7 +41,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import errors, inbox, kafka
-from shared.contract import Envelope, Event, EventData
+from shared.contract import ContextAttributes, Envelope, Event, EventData, Received
 from shared.contract.topics import dead_letter
 from shared.observability import ServiceMetrics, correlation_id
 from shared.poll import Backoff, until_done
@@ -57,12 +59,18 @@ CAREFUL_WAIT_MS = 1000
 """How long careful mode waits for a partition's next record when its high watermark says there is one."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Route(Generic[D]):
     """Events of one type, and the use case that applies a batch of them."""
 
     model: type[D]
     handler: Callable[[AsyncSession, Sequence[Event[D]]], Awaitable[None]]
+
+    @functools.cached_property
+    def received(self) -> type[Received[D]]:
+        """The envelope with this route's payload model: a record whose type header names the route is
+        validated in one pass."""
+        return Received[self.model]  # type: ignore[name-defined]
 
 
 def on(model: type[D], handler: Callable[[AsyncSession, Sequence[Event[D]]], Awaitable[None]]) -> Route[D]:
@@ -142,6 +150,7 @@ class Consumer:
         self._last_commit = time.monotonic()
         self._careful = 0
         self._consumer: AIOKafkaConsumer | None = None
+        self._inflight: asyncio.Task[None] | None = None
 
     # --- liveness -------------------------------------------------------------------------------
 
@@ -159,21 +168,29 @@ class Consumer:
         await until_done(consumer.start, name=f"{self.group_id}: connecting to Kafka", backoff=self._backoff())
         try:
             while True:
+                # Fetching and parsing the next batch overlaps the database work of the one in flight;
+                # a batch is applied only once the one before it is done, so order is kept.
                 records = await self._fetch(consumer)
-                if records:
-                    await self.consume(records)
-                    for record in records:
-                        self._processed[TopicPartition(record.topic, record.partition)] = record.offset + 1
-                # Skipped unreadable records count as processed only now, after the records fetched before
-                # them: committing their offset earlier would give those up.
-                for tp, offset in self._skipped.items():
-                    self._processed[tp] = max(self._processed.get(tp, 0), offset)
-                self._skipped.clear()
+                skipped, self._skipped = self._skipped, {}
+                parsed = await self._parse_all(records)
+                await self._settled()
+                if records or skipped:
+                    self._inflight = asyncio.create_task(self._apply_batch(records, parsed, skipped))
                 await self._commit_if_due(consumer)
         finally:
+            if self._inflight is not None:
+                self._inflight.cancel()  # rolled back unless committed; either way redelivered, then skipped
+            await asyncio.gather(self._settled(), return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._commit(consumer), timeout=5)
             await consumer.stop()
+
+    async def _settled(self) -> None:
+        """Wait for the batch in flight, if any; its failure (none is expected: `_apply` classifies
+        every error) stops the loop."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            await inflight
 
     def _backoff(self) -> Backoff:
         return Backoff(self._settings.consumer_retry_backoff_s, self._settings.consumer_retry_backoff_cap_s)
@@ -260,25 +277,47 @@ class Consumer:
 
     # --- applying a batch -----------------------------------------------------------------------
 
-    async def consume(self, records: Sequence[Record]) -> None:
-        """Apply a fetched batch; returns once every record is applied, skipped or dead-lettered."""
+    async def _parse_all(self, records: Sequence[Record]) -> list[Parsed]:
+        parsed = []
+        ignored: Counter[str] = Counter()
+        for record in records:
+            item = await self._parse(record, ignored)
+            if item is not None:
+                parsed.append(item)
+        for event_type, count in ignored.items():
+            self._metrics.events.labels(event_type, "ignored").inc(count)
+        return parsed
+
+    async def _apply_batch(
+        self, records: Sequence[Record], parsed: Sequence[Parsed], skipped: dict[TopicPartition, int]
+    ) -> None:
+        """Apply the parsed events, then count the batch's records as processed, and after them any
+        unreadable records skipped past (committing their offsets earlier would give up the records
+        fetched before them)."""
         self._waiting_since = time.monotonic()
         try:
-            parsed = []
-            for record in records:
-                item = await self._parse(record)
-                if item is not None:
-                    parsed.append(item)
             if parsed:
                 await asyncio.gather(*(self._apply(lane) for lane in lanes(parsed, self._settings.consumer_lanes)))
         finally:
             self._waiting_since = None
+        ends: dict[tuple[str, int], int] = {}
+        for record in records:
+            ends[record.topic, record.partition] = record.offset + 1
+        for (topic, partition), offset in ends.items():
+            self._processed[TopicPartition(topic, partition)] = offset
+        for tp, offset in skipped.items():
+            self._processed[tp] = max(self._processed.get(tp, 0), offset)
 
-    async def _parse(self, record: Record) -> Parsed | None:
-        if (declared := _declared_type(record)) is not None and declared not in self._routes:
-            # A hubnet event of a type this service does not handle (often its own): skipped unparsed.
-            self._metrics.events.labels(declared, "ignored").inc()
-            return None
+    async def _parse(self, record: Record, ignored: Counter[str]) -> Parsed | None:
+        if (declared := _declared_type(record)) is not None:
+            if (declared_route := self._routes.get(declared)) is None:
+                # A hubnet event of a type this service does not handle (often its own): skipped unparsed.
+                ignored[declared] += 1
+                return None
+            with contextlib.suppress(ValidationError):  # the two steps below then say what is wrong
+                received = declared_route.received.model_validate_json(record.value or b"")
+                if received.type == declared:
+                    return Parsed(record, Event(received, received.data))
         try:
             envelope = Envelope.model_validate_json(record.value or b"")
         except ValidationError as error:
@@ -286,7 +325,7 @@ class Consumer:
             return None
         route = self._routes.get(envelope.type)
         if route is None:
-            self._metrics.events.labels(envelope.type, "ignored").inc()
+            ignored[envelope.type] += 1
             return None
         try:
             return Parsed(record, Event(envelope, route.model.model_validate(envelope.data)))
@@ -374,11 +413,15 @@ class Consumer:
         self._after_commit()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         counted: set[uuid.UUID] = set()
+        outcomes: Counter[tuple[str, str]] = Counter()
         for event in events:  # a redelivery within the batch counts as a duplicate too
             event_id = event.envelope.id
-            outcome = "applied" if event_id in claimed and event_id not in counted else "duplicate"
+            outcomes[
+                event.envelope.type, "applied" if event_id in claimed and event_id not in counted else "duplicate"
+            ] += 1
             counted.add(event_id)
-            self._metrics.events.labels(event.envelope.type, outcome).inc()
+        for (event_type, outcome), count in outcomes.items():
+            self._metrics.events.labels(event_type, outcome).inc(count)
 
     # --- dead letters -----------------------------------------------------------------------------
 
@@ -438,7 +481,10 @@ class Consumer:
     # --- offsets ----------------------------------------------------------------------------------
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Before a rebalance takes partitions away: commit what was applied on them."""
+        """Before a rebalance takes partitions away: let the batch in flight finish, then commit what
+        was applied on them."""
+        if self._inflight is not None:
+            await asyncio.wait([self._inflight])
         if self._consumer is not None and revoked:
             await self._commit(self._consumer, only=set(revoked))
 
@@ -496,7 +542,7 @@ def _declared_type(record: Record) -> str | None:
 
 
 @contextlib.contextmanager
-def _correlated(envelope: Envelope) -> Iterator[None]:
+def _correlated(envelope: ContextAttributes) -> Iterator[None]:
     token = correlation_id.set(str(envelope.correlation_id))
     try:
         yield

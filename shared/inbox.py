@@ -9,7 +9,7 @@ from sqlalchemy import Column, DateTime, MetaData, Table, Text, Uuid, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import db
-from shared.contract import Envelope
+from shared.contract import ContextAttributes
 
 APPLIED_EVENTS = "hubnet.applied_events"
 """Key in `Session.info` of the event ids whose effects the session's transaction carries."""
@@ -26,7 +26,9 @@ def define_table(metadata: MetaData) -> Table:
     )
 
 
-async def claim(session: AsyncSession, table: Table, *, consumer: str, events: Sequence[Envelope]) -> set[uuid.UUID]:
+async def claim(
+    session: AsyncSession, table: Table, *, consumer: str, events: Sequence[ContextAttributes]
+) -> set[uuid.UUID]:
     """Record a batch of events as applied, in one statement; returns the ids not applied before.
     The row locks taken here also serialise two deliveries of the same event racing in different
     replicas: the second waits for the first's transaction, then finds the id taken."""

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import db, errors
-from shared.contract import Envelope, EventData, new_envelope
+from shared.contract import ContextAttributes, Envelope, EventData, new_envelope
 from shared.observability import ServiceMetrics
 from shared.poll import Backoff, jittered_delay
 
@@ -94,7 +94,7 @@ class Staged:
     """One event to stage: its payload, and either the event that caused it or the hub it belongs to."""
 
     data: EventData
-    cause: Envelope | None = None
+    cause: ContextAttributes | None = None
     hub: str | None = None
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
@@ -104,7 +104,7 @@ async def stage(
     session: AsyncSession,
     data: EventData,
     *,
-    cause: Envelope | None = None,
+    cause: ContextAttributes | None = None,
     hub: str | None = None,
     correlation_id: uuid.UUID | None = None,
     causation_id: uuid.UUID | None = None,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting import domain, tables
 from shared import db
-from shared.contract import Envelope
+from shared.contract import ContextAttributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ async def save_views(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> N
     await db.insert_rows(session, tables.ConsultationView.__table__, rows, conflict=("id",), update=columns)
 
 
-async def add_to_timeline(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+async def add_to_timeline(session: AsyncSession, envelopes: Sequence[ContextAttributes]) -> None:
     await db.insert_rows(
         session,
         tables.TimelineEntry.__table__,

@@ -31,7 +31,9 @@ class EventData(BaseModel):
         raise NotImplementedError
 
 
-class Envelope(BaseModel):
+class ContextAttributes(BaseModel):
+    """What the envelope says about its event (CloudEvents' context attributes): everything but the data."""
+
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
     specversion: Literal["1.0"] = "1.0"
@@ -45,6 +47,11 @@ class Envelope(BaseModel):
     hub: str = Field(pattern=r"^[a-z][a-z0-9-]{1,31}$")
     correlation_id: uuid.UUID = Field(alias="correlationid")
     causation_id: uuid.UUID | None = Field(default=None, alias="causationid")
+
+
+class Envelope(ContextAttributes):
+    """An event of any type, its data as JSON."""
+
     data: dict[str, Any]
 
     def to_bytes(self) -> bytes:
@@ -54,11 +61,17 @@ class Envelope(BaseModel):
 DataT = TypeVar("DataT", bound=EventData)
 
 
+class Received(ContextAttributes, Generic[DataT]):
+    """An event of a known type, envelope and data validated in one pass (how consumers read)."""
+
+    data: DataT
+
+
 @dataclass(frozen=True, slots=True)
 class Event(Generic[DataT]):
-    """An envelope whose payload has been parsed into its versioned model."""
+    """An event whose payload has been parsed into its versioned model."""
 
-    envelope: Envelope
+    envelope: ContextAttributes
     data: DataT
 
 
@@ -69,7 +82,7 @@ def new_envelope(
     hub: str,
     subject: str,
     correlation_id: uuid.UUID | None = None,
-    causation: Envelope | None = None,
+    causation: ContextAttributes | None = None,
     causation_id: uuid.UUID | None = None,
     time: datetime | None = None,
 ) -> Envelope:

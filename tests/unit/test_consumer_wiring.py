@@ -6,16 +6,24 @@ import itertools
 import random
 import textwrap
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
 from mypy import api as mypy_api
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.consumer import Parsed, _declared_type, lanes, plan
+from services.matching import SERVICE as MATCHING
+from services.matching import tables as matching_tables
+from shared.consumer import Consumer, Parsed, _declared_type, lanes, on, plan
 from shared.contract import Event, EventData
-from shared.contract.consultation import ConsultationWithdrawn, MatchProposed
+from shared.contract.consultation import ConsultationSubmitted, ConsultationWithdrawn, MatchProposed
+from shared.observability import ServiceMetrics
+from shared.settings import CommonSettings
 from tests.integration import events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,3 +168,48 @@ def test_only_a_well_formed_type_header_lets_a_record_be_skipped_unparsed() -> N
     for headers in [(), (("hubnet-type", None),), (("hubnet-type", b"\xff\xfe"),), (("hubnet-type", b"drop table"),)]:
         assert _declared_type(record(*headers)) is None, headers
     assert _declared_type(record(("ce_type", b"hubnet.consultation.submitted.v1"))) is None
+
+
+async def test_a_record_is_parsed_in_one_pass_only_when_its_type_header_tells_the_truth() -> None:
+    """The one-pass parse trusts the header only as far as the envelope's own type agrees; otherwise the
+    two-step parse decides, and gives a dead letter its precise reason."""
+
+    async def handle(session: AsyncSession, events: Sequence[Event[ConsultationSubmitted]]) -> None:
+        raise AssertionError("not applied here")
+
+    consumer = Consumer(
+        service=MATCHING,
+        routes=[on(ConsultationSubmitted, handle)],
+        settings=CommonSettings(),
+        sessions=async_sessionmaker(),
+        inbox_table=matching_tables.inbox_table,
+        broker=KafkaBroker(),
+        metrics=ServiceMetrics("unit", CollectorRegistry()),
+    )
+    dead: list[str] = []
+
+    async def dead_letter(record: Any, reason: str, event_type: str) -> None:
+        dead.append(reason)
+
+    consumer._dead_letter = dead_letter  # type: ignore[method-assign]  # the broker is not started here
+    submitted = events.submitted("mediso")
+    withdrawn = submitted.model_copy(update={"type": ConsultationWithdrawn.event_type})
+    invalid = submitted.model_copy(update={"data": {**submitted.data, "organization": ""}})
+    header: list[tuple[str, bytes | None]] = [("hubnet-type", ConsultationSubmitted.event_type.encode())]
+
+    def record(envelope: Any, headers: list[tuple[str, bytes | None]]) -> ConsumerRecord[bytes | None, bytes | None]:
+        return ConsumerRecord(**{**vars(_record(0, 0, headers)), "value": envelope.to_bytes()})
+
+    ignored: Counter[str] = Counter()
+    one_pass = await consumer._parse(record(submitted, header), ignored)
+    two_steps = await consumer._parse(record(submitted, []), ignored)
+    for parsed in (one_pass, two_steps):
+        assert parsed is not None
+        assert parsed.event.envelope.id == submitted.id
+        assert parsed.event.data == events.submitted_data(submitted)
+    assert await consumer._parse(record(withdrawn, header), ignored) is None, "a lying header is not believed"
+    assert ignored == {ConsultationWithdrawn.event_type: 1}
+    assert await consumer._parse(record(invalid, header), ignored) is None
+    assert len(dead) == 1
+    assert dead[0].startswith(f"invalid {ConsultationSubmitted.event_type} payload: ")
+    assert "organization" in dead[0]
