@@ -183,7 +183,8 @@ class Consumer:
             await asyncio.gather(self._settled(), return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._commit(consumer), timeout=5)
-            await consumer.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), timeout=10)  # leaves the group; bounded
 
     async def _settled(self) -> None:
         """Wait for the batch in flight, if any; its failure (none is expected: `_apply` classifies

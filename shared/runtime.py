@@ -25,6 +25,9 @@ from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_TIMEOUT_S = 15.0
+"""How long a cancelled worker may take to finish (a consumer commits its offsets and leaves its group)."""
+
 Worker = Callable[[], Coroutine[Any, Any, None]]
 
 
@@ -180,7 +183,12 @@ def create_http_app(
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                stuck = (await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_S))[1]
+                for task in stuck:  # never hang a shutdown: say which worker did not stop, and go on
+                    log.error(
+                        "%s: %s did not stop within %.0fs of being cancelled", name, task.get_name(), SHUTDOWN_TIMEOUT_S
+                    )
             runtime.running.clear()
             if runtime.relay_producer is not None:
                 await runtime.relay_producer.stop()

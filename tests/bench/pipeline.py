@@ -36,7 +36,8 @@ from rich.table import Table
 from sqlalchemy import Column, MetaData, Text, text
 from sqlalchemy import Table as SqlTable
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.intake import handlers as intake_handlers
 from services.intake import tables as intake_tables
@@ -49,7 +50,7 @@ from services.notify.settings import NotifySettings
 from services.reporting import tables as reporting_tables
 from services.reporting.app import create_app as create_reporting
 from services.reporting.settings import ReportingSettings
-from shared import auth, db, kafka, migrations, outbox, poll
+from shared import auth, db, errors, kafka, migrations, outbox, poll
 from shared.contract.consultation import ConsultationSubmitted
 from shared.contract.topics import consultations, dead_letter
 from shared.observability import ServiceMetrics
@@ -119,9 +120,26 @@ async def scratch(env: dict[str, str]) -> AsyncIterator[Scratch]:
     finally:
         await admin.delete_topics(topics)
         await admin.close()
-        async with admin_engine.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await _drop_database(admin_engine, name)
         await admin_engine.dispose()
+
+
+async def _drop_database(admin_engine: AsyncEngine, name: str) -> None:
+    """Drop the bench's database. An autovacuum worker busy in it (the bench churns tables) cannot be
+    terminated by a non-superuser, so the drop is retried for a while; then the database is left
+    behind with a warning rather than the run's results lost."""
+    for attempt in range(10):
+        try:
+            async with admin_engine.connect() as connection:
+                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError as error:
+            if attempt == 9:
+                print(
+                    f"bench: could not drop database {name} ({errors.describe(error)}); drop it later", file=sys.stderr
+                )
+                return
+            await asyncio.sleep(1)
 
 
 async def bench_outbox(s: Scratch) -> list[Result]:
