@@ -187,8 +187,10 @@ def jinja_environment(loader: jinja2.BaseLoader, **options: Any) -> jinja2.Envir
     Render its templates with a `locale` variable (one of `LOCALES`); then `{% trans %}`, `_()`,
     `gettext`, `ngettext`, `pgettext` translate (new-style: `{{ _("Hello %(name)s", name=x) }}`),
     and the filters `label` / `labels` name vocabulary values: `{{ topics|labels }}`. Whitespace in
-    `{% trans %}` blocks is trimmed, as `make i18n` extracts them.
+    `{% trans %}` blocks is trimmed, as `make i18n` extracts them. Templates ship with the code, so
+    they are not checked for changes on every render (`auto_reload=True` to develop them live).
     """
+    options = {"auto_reload": False} | options
     environment = jinja2.Environment(loader=loader, extensions=["jinja2.ext.i18n"], **options)
     environment.policies["ext.i18n.trimmed"] = True
     environment.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
