@@ -119,8 +119,9 @@ class Translator:
         return format_list([self.label(value) for value in values], style="standard", locale=self.locale)
 
 
+@functools.cache
 def translator(locale: str) -> Translator:
-    """The translator of one of `LOCALES` (KeyError for any other: negotiate first)."""
+    """The translator of one of `LOCALES` (KeyError for any other: negotiate first); one per locale."""
     if locale not in LOCALES:
         raise KeyError(f"no catalog for locale {locale!r}; known: {', '.join(LOCALES)}")
     return Translator(locale, _translations(locale))
