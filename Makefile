@@ -24,13 +24,13 @@ export HUBNET_STACK ?= dev
 # Python 3.11 comes from the machine; uv must not try to download one.
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: help install fmt lint test test-unit test-integration test-e2e test-fault bench up down run status contracts i18n clean \
+.PHONY: help install fmt lint test test-unit test-integration test-e2e test-fault bench up down run status contracts i18n clean ensure-nginx \
 	ensure-postgres ensure-java
 
 help: ## list the targets (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMPS)/venv ensure-postgres $(KAFKA_JARS) ## uv, .venv from requirements.lock, PostgreSQL (apt), Kafka jars (Maven)
+install: $(STAMPS)/venv ensure-postgres ensure-nginx $(KAFKA_JARS) ## uv, .venv from requirements.lock, PostgreSQL and nginx (apt), Kafka jars (Maven)
 
 $(STAMPS)/venv: pyproject.toml requirements.lock
 	@mkdir -p $(STAMPS)
@@ -62,6 +62,24 @@ ensure-postgres:
 	  mkdir -p /etc/postgresql-common/createcluster.d; \
 	  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/hubnet-no-main-cluster.conf; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
+
+# The gateway's nginx (Debian's nginx-light). Its package would start a default server on port 80: a
+# policy-rc.d refuses that start (only when none exists, and removed afterwards); the stack runs its own.
+ensure-nginx:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && [ -z "$${HUBNET_NGINX_BIN:-}" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "nginx is missing: sudo apt-get install -y nginx-light (or set HUBNET_NGINX_BIN)" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "installing nginx (apt-get install -y nginx-light)"; \
+	  policy=""; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=yes; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; status=$$?; \
+	  [ -z "$$policy" ] || rm -f /usr/sbin/policy-rc.d; \
+	  exit $$status; \
 	fi
 
 ensure-java:

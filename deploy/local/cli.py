@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from deploy.local import stack
-from deploy.local.stack import StackError
+from deploy.local.stack import StackError, gateway
 from shared import auth
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def stack_up(
 
 @stack_app.command("down")
 def stack_down() -> None:
-    """Stop services, smtp, kafka, postgres (in that order); the data stays."""
+    """Stop gateway, services, smtp, kafka, postgres (in that order); the data stays."""
     with _reported():
         stack.down(console=err)
 
@@ -120,6 +120,14 @@ def stack_topics() -> None:
             out.print(topic)
 
 
+@stack_app.command("gateway-config")
+def stack_gateway_config() -> None:
+    """Regenerate the gateway's nginx.conf for Compose and Kubernetes from the routes the local gateway uses."""
+    for target in gateway.CLUSTER_CONFIGS:
+        target.write_text(gateway.cluster_config(), encoding="utf-8")
+        err.print(f"wrote {target}")
+
+
 @stack_app.command("prepare")
 def stack_prepare() -> None:
     """Fetch Kafka's jars (Maven) and check that PostgreSQL and Java are there; `make install` runs this."""
@@ -157,7 +165,12 @@ def _seed(inst: stack.Instance) -> SeedReport | None:
 
 def _print_run(inst: stack.Instance, report: SeedReport | None) -> None:
     env = stack.load_env(inst.name)
-    lines = [f"[bold]hubnet — stack '{inst.name}'[/]"]
+    origin = f"http://{inst.address('gateway')}"
+    lines = [
+        f"[bold]hubnet — stack '{inst.name}'[/]",
+        f"  [bold]{'open':<10} {origin}/[/]   (one origin: portal /portal/, console /console/, API /v1/)",
+        "[bold]each service, directly[/]",
+    ]
     for service in stack.SERVICES:
         url = inst.url(service)
         lines.append(f"  {service:<10} {url}   API docs {url}/docs   metrics {url}/metrics")
@@ -172,8 +185,7 @@ def _print_run(inst: stack.Instance, report: SeedReport | None) -> None:
         lines.append("[bold]staff tokens[/] (Authorization: Bearer <token>)")
         lines += [f"  {hub:<10} {token}" for hub, token in report.tokens.items()]
         lines.append(f"[bold]demo data[/]: {report.supporters} supporters, {len(report.consultations)} consultations")
-        reporting = inst.url("reporting")
-        lines += [f"  {reporting}/v1/hubs/{hub}/consultations/{cid}" for hub, cid in report.consultations]
+        lines += [f"  {origin}/v1/hubs/{hub}/consultations/{cid}" for hub, cid in report.consultations]
     for line in lines:
         out.print(line, soft_wrap=True)
 

@@ -15,6 +15,7 @@ from tests.support import stack_env
 @dataclass(frozen=True)
 class Stack:
     env: dict[str, str]
+    origin: str  # the gateway
     intake: str
     matching: str
     reporting: str
@@ -33,6 +34,7 @@ def stack() -> Stack:
     env = stack_env()
     return Stack(
         env,
+        env["HUBNET_GATEWAY_URL"],
         env["HUBNET_INTAKE_URL"],
         env["HUBNET_MATCHING_URL"],
         env["HUBNET_REPORTING_URL"],

@@ -1,4 +1,5 @@
-"""A consultation travels the whole stack: intake → Kafka → matching, notify, reporting."""
+"""A consultation travels the whole stack: intake → Kafka → matching, notify, reporting; every request through
+the gateway, the one origin people and clients use."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _request(language: str, email: str) -> dict[str, Any]:
 
 async def _register_supporter(http: httpx.AsyncClient, stack: Stack, hub: str) -> None:
     response = await http.put(
-        f"{stack.matching}/v1/hubs/{hub}/supporters/e2e-regulation",
+        f"{stack.origin}/v1/hubs/{hub}/supporters/e2e-regulation",
         json={"display_name": "E2E 規制担当", "fields": ["regulation"], "languages": ["ja", "en"]},
         headers=stack.staff(hub),
     )
@@ -44,13 +45,13 @@ async def test_consultation_appears_in_reporting_with_match_and_acknowledgement_
     email = f"e2e-{uuid.uuid4().hex[:8]}@example.jp"
 
     started = time.monotonic()
-    response = await http.post(f"{stack.intake}/v1/hubs/mediso/consultations", json=_request("ja", email))
+    response = await http.post(f"{stack.origin}/v1/hubs/mediso/consultations", json=_request("ja", email))
     assert response.status_code == 202, response.text
     consultation_id = response.json()["consultation_id"]
 
     async def complete_view() -> dict[str, Any] | None:
         answer = await http.get(
-            f"{stack.reporting}/v1/hubs/mediso/consultations/{consultation_id}", headers=stack.staff("mediso")
+            f"{stack.origin}/v1/hubs/mediso/consultations/{consultation_id}", headers=stack.staff("mediso")
         )
         if answer.status_code != 200:
             return None
@@ -78,7 +79,7 @@ async def test_consultation_appears_in_reporting_with_match_and_acknowledgement_
 
 async def test_english_consultation_is_acknowledged_in_english(stack: Stack, http: httpx.AsyncClient) -> None:
     response = await http.post(
-        f"{stack.intake}/v1/hubs/cariso/consultations", json=_request("en", f"e2e-{uuid.uuid4().hex[:8]}@example.com")
+        f"{stack.origin}/v1/hubs/cariso/consultations", json=_request("en", f"e2e-{uuid.uuid4().hex[:8]}@example.com")
     )
     consultation_id = response.json()["consultation_id"]
 
@@ -93,10 +94,10 @@ async def test_english_consultation_is_acknowledged_in_english(stack: Stack, htt
 
 async def test_staff_see_only_their_own_hubs_consultations(stack: Stack, http: httpx.AsyncClient) -> None:
     response = await http.post(
-        f"{stack.intake}/v1/hubs/mediso/consultations", json=_request("ja", "privacy@example.jp")
+        f"{stack.origin}/v1/hubs/mediso/consultations", json=_request("ja", "privacy@example.jp")
     )
     consultation_id = response.json()["consultation_id"]
-    url = f"{stack.reporting}/v1/hubs/mediso/consultations/{consultation_id}"
+    url = f"{stack.origin}/v1/hubs/mediso/consultations/{consultation_id}"
 
     async def visible() -> bool:
         return (await http.get(url, headers=stack.staff("mediso"))).status_code == 200
@@ -104,16 +105,16 @@ async def test_staff_see_only_their_own_hubs_consultations(stack: Stack, http: h
     await wait_for(visible, timeout=10, what="the consultation in reporting")
     assert (await http.get(url)).status_code == 401
     assert (await http.get(url, headers=stack.staff("cariso"))).status_code == 404
-    other_hub_path = f"{stack.reporting}/v1/hubs/cariso/consultations/{consultation_id}"
+    other_hub_path = f"{stack.origin}/v1/hubs/cariso/consultations/{consultation_id}"
     assert (await http.get(other_hub_path, headers=stack.staff("cariso"))).status_code == 404
 
 
 async def test_withdrawal_by_staff_reaches_reporting(stack: Stack, http: httpx.AsyncClient) -> None:
     response = await http.post(
-        f"{stack.intake}/v1/hubs/innohub/consultations", json=_request("en", "withdraw@example.com")
+        f"{stack.origin}/v1/hubs/innohub/consultations", json=_request("en", "withdraw@example.com")
     )
     consultation_id = response.json()["consultation_id"]
-    withdrawal = f"{stack.intake}/v1/hubs/innohub/consultations/{consultation_id}/withdrawal"
+    withdrawal = f"{stack.origin}/v1/hubs/innohub/consultations/{consultation_id}/withdrawal"
     answer = await http.post(withdrawal, json={"reason": "applicant_request"}, headers=stack.staff("innohub"))
     assert answer.status_code == 202, answer.text
     again = await http.post(withdrawal, json={}, headers={**stack.staff("innohub"), "Accept-Language": "ja"})
@@ -122,7 +123,7 @@ async def test_withdrawal_by_staff_reaches_reporting(stack: Stack, http: httpx.A
 
     async def withdrawn() -> dict[str, Any] | None:
         view = await http.get(
-            f"{stack.reporting}/v1/hubs/innohub/consultations/{consultation_id}", headers=stack.staff("innohub")
+            f"{stack.origin}/v1/hubs/innohub/consultations/{consultation_id}", headers=stack.staff("innohub")
         )
         body: dict[str, Any] = view.json()
         return body if view.status_code == 200 and body["status"] == "withdrawn" else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from deploy.local.stack import gateway
 from services.intake.settings import IntakeSettings
 from services.matching.settings import MatchingSettings
 from services.notify.settings import NotifySettings
@@ -425,3 +427,74 @@ def test_compose_migrates_every_schema_and_creates_the_contract_topics() -> None
     }
     expected = all_topics([hub.id for hub in DEFAULT_HUBS])
     assert created == {spec.name: (spec.partitions, spec.compacted) for spec in expected}
+
+
+# --- the gateway: one origin, the same routes locally, in Compose and in Kubernetes ------------------------------
+
+
+def test_committed_gateway_configs_are_the_generated_ones() -> None:
+    for target in gateway.CLUSTER_CONFIGS:
+        assert target.read_text(encoding="utf-8") == gateway.cluster_config(), (
+            f"{target.relative_to(ROOT)} is stale: run `hubnet stack gateway-config`"
+        )
+
+
+def test_gateway_config_sends_every_route_to_its_owner_and_nginx_accepts_it(tmp_path: Path) -> None:
+    files = gateway.Files(tmp_path / "pid", tmp_path / "error.log", tmp_path / "access.log", tmp_path)
+    upstreams = {service: f"127.0.0.1:{_port(service)}" for service in SERVICES}
+    conf = gateway.render(listen="127.0.0.1:18000", upstreams=upstreams, files=files)
+    cluster = gateway.cluster_config()
+    for route in gateway.routes():
+        target = route.service if route.reads is None else f"$reads_{route.reads}_else_{route.service}"
+        for text in (conf, cluster):
+            assert f"location {route.pattern} {{ proxy_pass http://{target}; }}" in text
+    assert "map $request_method $reads_reporting_else_intake { GET reporting; HEAD reporting; default intake; }" in conf
+    for service in SERVICES:
+        assert f"upstream {service} {{ server {service}:{_port(service)}; keepalive 16; }}" in cluster
+    (tmp_path / "nginx.conf").write_text(conf, encoding="utf-8")
+    nginx = gateway.nginx_binary()
+    checked = subprocess.run(
+        [
+            str(nginx),
+            "-t",
+            "-q",
+            "-p",
+            str(tmp_path),
+            "-e",
+            str(tmp_path / "error.log"),
+            "-c",
+            str(tmp_path / "nginx.conf"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_compose_gateway_serves_the_generated_config_after_every_service_is_ready() -> None:
+    spec = _compose()["gateway"]
+    assert "./gateway.conf:/etc/nginx/nginx.conf:ro" in spec["volumes"]
+    assert f"{gateway.CLUSTER_PORT}:{gateway.CLUSTER_PORT}" in spec["ports"]
+    assert spec["depends_on"] == {service: {"condition": "service_healthy"} for service in SERVICES}
+    assert gateway.HEALTH_PATH in " ".join(spec["healthcheck"]["test"])
+
+
+def test_kubernetes_ingress_reaches_the_gateway_which_mounts_the_generated_config() -> None:
+    kustomization = _documents(K8S / "kustomization.yaml")[0]
+    assert {"name": "hubnet-gateway", "files": ["gateway.conf"]} in kustomization["configMapGenerator"]
+    pod = _pod("gateway")
+    [nginx] = pod["containers"]
+    assert {"name": "http", "containerPort": gateway.CLUSTER_PORT} in nginx["ports"]
+    assert nginx["readinessProbe"]["httpGet"]["path"] == gateway.HEALTH_PATH
+    assert nginx["securityContext"]["readOnlyRootFilesystem"] is True
+    config = next(volume for volume in pod["volumes"] if volume["name"] == "config")
+    assert config["configMap"]["name"] == "hubnet-gateway"
+    [ingress] = _k8s("Ingress")
+    [rule] = ingress["spec"]["rules"]
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    assert path["backend"]["service"]["name"] == "gateway"
+    service = _named("Service", "gateway")
+    assert service["spec"]["ports"][0]["port"] == gateway.CLUSTER_PORT

@@ -10,9 +10,9 @@ from deploy.local import stack
 from deploy.local.stack import instance, kafka, registry
 
 
-def test_components_start_with_what_the_services_need() -> None:
-    assert registry.NAMES == ("postgres", "kafka", "smtp", "services")
-    assert registry.PROCESSES[-4:] == stack.SERVICES
+def test_components_start_with_what_the_services_need_and_the_gateway_last() -> None:
+    assert registry.NAMES == ("postgres", "kafka", "smtp", "services", "gateway")
+    assert registry.PROCESSES[-5:-1] == stack.SERVICES
 
 
 def test_every_port_role_belongs_to_exactly_one_component() -> None:
@@ -31,7 +31,7 @@ def test_resolve_finds_a_component_or_one_of_its_processes() -> None:
     assert (component.name, processes) == ("services", ("intake",))
     component, processes = registry.resolve("services")
     assert processes == stack.SERVICES
-    with pytest.raises(stack.StackError, match="choose from postgres, kafka, smtp, services, intake"):
+    with pytest.raises(stack.StackError, match="choose from postgres, kafka, smtp, services, gateway, intake"):
         registry.resolve("zookeeper")
 
 

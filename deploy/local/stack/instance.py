@@ -36,6 +36,7 @@ PORT_VARS: Final = {
     "matching": "HUBNET_MATCHING_PORT",
     "notify": "HUBNET_NOTIFY_PORT",
     "reporting": "HUBNET_REPORTING_PORT",
+    "gateway": "HUBNET_GATEWAY_PORT",
 }
 DEFAULT_PORTS: Final[Mapping[str, Mapping[str, int]]] = {
     "dev": {
@@ -47,6 +48,7 @@ DEFAULT_PORTS: Final[Mapping[str, Mapping[str, int]]] = {
         "matching": 8002,
         "notify": 8003,
         "reporting": 8004,
+        "gateway": 8000,
     },
     "test": {
         "postgres": 25432,
@@ -57,6 +59,7 @@ DEFAULT_PORTS: Final[Mapping[str, Mapping[str, int]]] = {
         "matching": 28002,
         "notify": 28003,
         "reporting": 28004,
+        "gateway": 28000,
     },
 }
 
@@ -194,6 +197,7 @@ def stack_env(inst: Instance) -> dict[str, str]:
     env[f"{auth.PUBLIC_KEY_VAR}_FILE"] = str(public)
     env[f"{auth.PRIVATE_KEY_VAR}_FILE"] = str(private)  # for the issuers (hubnet CLI, tests), never the services
     env.update({f"HUBNET_{service.upper()}_URL": inst.url(service) for service in SERVICES})
+    env["HUBNET_GATEWAY_URL"] = f"http://{inst.address('gateway')}"
     env.update({var: str(inst.ports[role]) for role, var in PORT_VARS.items()})
     return env
 

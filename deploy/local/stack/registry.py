@@ -7,7 +7,7 @@ from typing import Final, Protocol
 
 from rich.console import Console
 
-from deploy.local.stack import kafka, postgres, process, services, smtp
+from deploy.local.stack import gateway, kafka, postgres, process, services, smtp
 from deploy.local.stack.instance import Instance, StackError
 
 
@@ -36,7 +36,13 @@ class Component(Protocol):
         """Where clients reach process `name`."""
 
 
-COMPONENTS: Final[tuple[Component, ...]] = (postgres.component, kafka.component, smtp.component, services.component)
+COMPONENTS: Final[tuple[Component, ...]] = (
+    postgres.component,
+    kafka.component,
+    smtp.component,
+    services.component,
+    gateway.component,
+)
 NAMES: Final = tuple(component.name for component in COMPONENTS)
 PROCESSES: Final = tuple(name for component in COMPONENTS for name in component.processes)
 
