@@ -444,7 +444,7 @@ def test_gateway_config_sends_every_route_to_its_owner_and_nginx_accepts_it(tmp_
     upstreams = {service: f"127.0.0.1:{_port(service)}" for service in SERVICES}
     conf = gateway.render(listen="127.0.0.1:18000", upstreams=upstreams, files=files)
     cluster = gateway.cluster_config()
-    for route in gateway.routes():
+    for route in gateway.ROUTES:
         target = route.service if route.reads is None else f"$reads_{route.reads}_else_{route.service}"
         for text in (conf, cluster):
             assert f"location {route.pattern} {{ proxy_pass http://{target}; }}" in text
