@@ -10,7 +10,8 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -35,6 +36,43 @@ class Problem(HTTPException):
         self.code = code
         self.message = message
         self.params = params
+
+
+class FieldProblem(BaseModel):
+    """What is wrong with one field, in the caller's language and in each."""
+
+    model_config = ConfigDict(extra="allow")  # message_ja, message_en: one per locale
+
+    field: str = Field(description="The field's name, dotted for nested ones; `body` for the whole body")
+    message: str
+
+
+class ProblemBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str = Field(description="A stable code for programs, e.g. `not_found`, `validation_failed`")
+    message: str = Field(description="For a person, in the language `Accept-Language` asks for (ja, en)")
+    messages: dict[str, str] = Field(description="The message in every language, by language code")
+    fields: list[FieldProblem] | None = Field(
+        default=None, description="With `validation_failed`: each field's problem"
+    )
+
+
+_DESCRIPTIONS = {
+    400: "The body cannot be read (not UTF-8, or not JSON)",
+    401: "No valid staff token (`Authorization: Bearer …`)",
+    403: "The token's role may not do this",
+    404: "No such hub, or nothing by this id at the caller's hub (another hub's records are not revealed)",
+    409: "The request conflicts with the record's state",
+    413: "The body is larger than the service accepts",
+    422: "A field is invalid (`fields` names each), or the request cannot be applied as sent",
+    429: "Too many requests from this client; `Retry-After` says when to try again",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each error status it can answer, with the problem body."""
+    return {status: {"model": ProblemBody, "description": _DESCRIPTIONS[status]} for status in statuses}
 
 
 def not_found(message: str, /, **params: Any) -> Problem:
@@ -82,10 +120,20 @@ def _refusing(characters: re.Pattern[str]) -> AfterValidator:
     return AfterValidator(check)
 
 
-SingleLineText = Annotated[str, _refusing(_CONTROL)]
+def _documented(characters: re.Pattern[str]) -> FieldInfo:
+    """The same refusal stated in the JSON Schema (an ECMA-262 pattern), so that clients and generated
+    tests know it: a string of none of those characters."""
+    ecma = re.sub(r"\\x([0-9a-f]{2})", r"\\u00\1", characters.pattern)
+    info: FieldInfo = Field(json_schema_extra={"pattern": f"^{ecma.replace('[', '[^', 1)}*$"})
+    return info
+
+
+SingleLineText = Annotated[str, _refusing(_CONTROL), _documented(_CONTROL)]
 """Text on one line (a name, a title): no control characters at all."""
 
-MultiLineText = Annotated[str, _refusing(_CONTROL_BUT_LINE_BREAKS_AND_TABS)]
+MultiLineText = Annotated[
+    str, _refusing(_CONTROL_BUT_LINE_BREAKS_AND_TABS), _documented(_CONTROL_BUT_LINE_BREAKS_AND_TABS)
+]
 """Free text: line breaks and tabs allowed, no other control characters."""
 
 

@@ -122,10 +122,13 @@ def stack_topics() -> None:
 
 @stack_app.command("gateway-config")
 def stack_gateway_config() -> None:
-    """Regenerate the gateway's nginx.conf for Compose and Kubernetes from the routes the local gateway uses."""
-    for target in gateway.CLUSTER_CONFIGS:
-        target.write_text(gateway.cluster_config(), encoding="utf-8")
-        err.print(f"wrote {target}")
+    """Regenerate the gateway's files for Compose and Kubernetes: nginx.conf from the routes the local
+    gateway uses, openapi.json from the services' own documents."""
+    files = gateway.cluster_files()
+    for directory in gateway.CLUSTER_DIRS:
+        for name, content in files.items():
+            (directory / name).write_text(content, encoding="utf-8")
+            err.print(f"wrote {directory / name}")
 
 
 @stack_app.command("prepare")

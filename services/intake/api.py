@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,7 +22,7 @@ from shared.contract.vocabulary import (
     ProductKind,
     SupportField,
 )
-from shared.http import MultiLineText, Problem, SingleLineText, not_found, staff_principal
+from shared.http import MultiLineText, Problem, SingleLineText, not_found, problems, staff_principal
 from shared.hubs import Hub
 from shared.observability import correlation_id
 
@@ -39,7 +39,7 @@ class ConsultationRequest(BaseModel):
     product_kind: ProductKind
     development_stage: DevelopmentStage
     topics: list[SupportField] = Field(min_length=1, max_length=len(SupportField))
-    consent_to_share: bool = False
+    consent_to_share: StrictBool = False
     contact_name: SingleLineText = Field(min_length=1, max_length=200)
     email: EmailStr
     phone: SingleLineText | None = Field(default=None, max_length=40)
@@ -103,7 +103,11 @@ def create_router(
             return earlier, False
 
     @router.post(
-        "", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted, summary="Submit a consultation (public)"
+        "",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=Accepted,
+        summary="Submit a consultation (public)",
+        responses=problems(400, 404, 413, 422),
     )
     async def submit(
         hub: Annotated[str, Depends(known_hub)],
@@ -143,6 +147,7 @@ def create_router(
         status_code=status.HTTP_202_ACCEPTED,
         response_model=Accepted,
         summary="Record that a consultation is withdrawn (staff)",
+        responses=problems(400, 401, 404, 409, 413, 422),
     )
     async def withdraw(
         hub: Annotated[str, Depends(known_hub)],

@@ -3,13 +3,13 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.matching import domain, handlers, repository
 from shared.auth import PublicKey, StaffPrincipal
 from shared.contract.vocabulary import Language, SupportField
-from shared.http import not_found, staff_principal
+from shared.http import not_found, problems, staff_principal
 
 
 class SupporterBody(BaseModel):
@@ -18,7 +18,7 @@ class SupporterBody(BaseModel):
     display_name: str = Field(min_length=1, max_length=200)
     fields: list[SupportField] = Field(min_length=1)
     languages: list[Language] = Field(min_length=1)
-    active: bool = True
+    active: StrictBool = True
 
 
 class SupporterView(SupporterBody):
@@ -46,7 +46,12 @@ def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: Publi
             raise not_found("Hub '%(hub)s' not found", hub=hub)
         return hub
 
-    @router.put("/{supporter_id}", response_model=SupporterView, summary="Register or update a supporter")
+    @router.put(
+        "/{supporter_id}",
+        response_model=SupporterView,
+        summary="Register or update a supporter",
+        responses=problems(400, 401, 404, 413, 422),
+    )
     async def put_supporter(
         hub: Annotated[str, Depends(own_hub)],
         supporter_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")],
@@ -64,7 +69,9 @@ def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: Publi
             await handlers.register_supporter(session, supporter)
         return _view(supporter)
 
-    @router.get("", response_model=list[SupporterView], summary="The hub's supporter roster")
+    @router.get(
+        "", response_model=list[SupporterView], summary="The hub's supporter roster", responses=problems(401, 404, 422)
+    )
     async def list_supporters(hub: Annotated[str, Depends(own_hub)]) -> list[SupporterView]:
         async with sessions() as session:
             return [_view(s) for s in await repository.list_supporters(session, hub)]

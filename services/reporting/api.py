@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting import repository, tables
 from shared.auth import PublicKey, StaffPrincipal
-from shared.http import not_found, staff_principal
+from shared.http import not_found, problems, staff_principal
 
 
 class TimelineItem(BaseModel):
@@ -61,17 +61,27 @@ def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: Publi
             raise not_found("Consultation not found")
         return hub
 
-    @router.get("", response_model=list[ConsultationSummary], summary="The hub's consultations, newest first")
+    @router.get(
+        "",
+        response_model=list[ConsultationSummary],
+        summary="The hub's consultations, newest first",
+        responses=problems(401, 404, 422),
+    )
     async def list_consultations(
         hub: Annotated[str, Depends(own_hub)],
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> list[ConsultationSummary]:
         async with sessions() as session:
             views = await repository.list_consultations(session, hub, limit=limit, offset=offset)
         return [ConsultationSummary(**_summary_fields(view)) for view in views]
 
-    @router.get("/{consultation_id}", response_model=ConsultationDetail, summary="One consultation with its timeline")
+    @router.get(
+        "/{consultation_id}",
+        response_model=ConsultationDetail,
+        summary="One consultation with its timeline",
+        responses=problems(401, 404, 422),
+    )
     async def get_consultation(hub: Annotated[str, Depends(own_hub)], consultation_id: uuid.UUID) -> ConsultationDetail:
         async with sessions() as session:
             record = await repository.get_by_id(session, hub, consultation_id)

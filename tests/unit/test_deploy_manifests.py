@@ -19,7 +19,7 @@ from services.intake.settings import IntakeSettings
 from services.matching.settings import MatchingSettings
 from services.notify.settings import NotifySettings
 from services.reporting.settings import ReportingSettings
-from shared.auth import PRIVATE_KEY_VAR, KeyRefused, verification_key
+from shared.auth import PRIVATE_KEY_VAR, KeyRefused, PrivateKey, public_pem, verification_key
 from shared.contract.topics import PLATFORM_CONSUMER_GROUPS, all_topics, consultations, dead_letter
 from shared.hubs import DEFAULT_HUBS
 from shared.settings import CommonSettings
@@ -432,39 +432,32 @@ def test_compose_migrates_every_schema_and_creates_the_contract_topics() -> None
 # --- the gateway: one origin, the same routes locally, in Compose and in Kubernetes ------------------------------
 
 
-def test_committed_gateway_configs_are_the_generated_ones() -> None:
-    for target in gateway.CLUSTER_CONFIGS:
-        assert target.read_text(encoding="utf-8") == gateway.cluster_config(), (
-            f"{target.relative_to(ROOT)} is stale: run `hubnet stack gateway-config`"
-        )
+def test_committed_gateway_files_are_the_generated_ones() -> None:
+    for name, content in gateway.cluster_files().items():
+        for directory in gateway.CLUSTER_DIRS:
+            assert (directory / name).read_text(encoding="utf-8") == content, (
+                f"{(directory / name).relative_to(ROOT)} is stale: run `hubnet stack gateway-config`"
+            )
 
 
-def test_gateway_config_sends_every_route_to_its_owner_and_nginx_accepts_it(tmp_path: Path) -> None:
+def test_gateway_config_sends_every_path_and_method_to_its_owner_and_nginx_accepts_it(tmp_path: Path) -> None:
     files = gateway.Files(tmp_path / "pid", tmp_path / "error.log", tmp_path / "access.log", tmp_path)
     upstreams = {service: f"127.0.0.1:{_port(service)}" for service in SERVICES}
-    conf = gateway.render(listen="127.0.0.1:18000", upstreams=upstreams, files=files)
+    conf = gateway.render(listen="127.0.0.1:18000", upstreams=upstreams, files=files, openapi=tmp_path / "api.json")
     cluster = gateway.cluster_config()
-    for route in gateway.ROUTES:
-        target = route.service if route.reads is None else f"$reads_{route.reads}_else_{route.service}"
-        for text in (conf, cluster):
-            assert f"location {route.pattern} {{ proxy_pass http://{target}; }}" in text
-    assert "map $request_method $reads_reporting_else_intake { GET reporting; HEAD reporting; default intake; }" in conf
+    for text in (conf, cluster):
+        for index, (template, methods) in enumerate(gateway.API.items()):
+            assert f"location ~ {gateway.path_regex(template)} {{" in text
+            for method, service in methods.items():
+                assert f"{method} {service};" in text.split(f"$api_{index} {{", 1)[1].split("}", 1)[0]
+        for prefix, service in gateway.PREFIXES.items():
+            assert f"location {prefix} {{ proxy_pass http://{service}; }}" in text
     for service in SERVICES:
         assert f"upstream {service} {{ server {service}:{_port(service)}; keepalive 16; }}" in cluster
     (tmp_path / "nginx.conf").write_text(conf, encoding="utf-8")
     nginx = gateway.nginx_binary()
     checked = subprocess.run(
-        [
-            str(nginx),
-            "-t",
-            "-q",
-            "-p",
-            str(tmp_path),
-            "-e",
-            str(tmp_path / "error.log"),
-            "-c",
-            str(tmp_path / "nginx.conf"),
-        ],
+        [str(nginx), "-t", "-q", "-p", str(tmp_path), "-e", str(files.error_log), "-c", str(tmp_path / "nginx.conf")],
         capture_output=True,
         text=True,
         timeout=30,
@@ -476,6 +469,7 @@ def test_gateway_config_sends_every_route_to_its_owner_and_nginx_accepts_it(tmp_
 def test_compose_gateway_serves_the_generated_config_after_every_service_is_ready() -> None:
     spec = _compose()["gateway"]
     assert "./gateway.conf:/etc/nginx/nginx.conf:ro" in spec["volumes"]
+    assert f"./openapi.json:{gateway.CONTAINER_OPENAPI}:ro" in spec["volumes"]
     assert f"{gateway.CLUSTER_PORT}:{gateway.CLUSTER_PORT}" in spec["ports"]
     assert spec["depends_on"] == {service: {"condition": "service_healthy"} for service in SERVICES}
     assert gateway.HEALTH_PATH in " ".join(spec["healthcheck"]["test"])
@@ -483,12 +477,15 @@ def test_compose_gateway_serves_the_generated_config_after_every_service_is_read
 
 def test_kubernetes_ingress_reaches_the_gateway_which_mounts_the_generated_config() -> None:
     kustomization = _documents(K8S / "kustomization.yaml")[0]
-    assert {"name": "hubnet-gateway", "files": ["gateway.conf"]} in kustomization["configMapGenerator"]
+    assert {"name": "hubnet-gateway", "files": ["gateway.conf", "openapi.json"]} in kustomization["configMapGenerator"]
     pod = _pod("gateway")
     [nginx] = pod["containers"]
     assert {"name": "http", "containerPort": gateway.CLUSTER_PORT} in nginx["ports"]
     assert nginx["readinessProbe"]["httpGet"]["path"] == gateway.HEALTH_PATH
     assert nginx["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {mount["mountPath"]: mount.get("subPath") for mount in nginx["volumeMounts"]}
+    assert mounts["/etc/nginx/nginx.conf"] == "gateway.conf"
+    assert mounts[str(gateway.CONTAINER_OPENAPI)] == "openapi.json"
     config = next(volume for volume in pod["volumes"] if volume["name"] == "config")
     assert config["configMap"]["name"] == "hubnet-gateway"
     [ingress] = _k8s("Ingress")
@@ -498,3 +495,16 @@ def test_kubernetes_ingress_reaches_the_gateway_which_mounts_the_generated_confi
     assert path["backend"]["service"]["name"] == "gateway"
     service = _named("Service", "gateway")
     assert service["spec"]["ports"][0]["port"] == gateway.CLUSTER_PORT
+
+
+def test_gateway_api_table_is_what_the_services_openapi_documents_say() -> None:
+    public_key = public_pem(PrivateKey.generate().public_key())
+    answered: dict[str, dict[str, str]] = {}
+    for service, settings in SETTINGS.items():
+        app = importlib.import_module(f"services.{service}.app").create_app(settings(auth_public_key=public_key))
+        for path, operations in app.openapi()["paths"].items():
+            if path.startswith("/v1/"):
+                for method in operations:
+                    assert method.upper() not in answered.get(path, {}), f"two services answer {method} {path}"
+                    answered.setdefault(path, {})[method.upper()] = service
+    assert answered == gateway.API

@@ -103,3 +103,18 @@ def test_reporting_gets_404_when_token_is_another_hubs(reporting: TestClient, st
 def test_correlation_id_is_echoed(intake: TestClient) -> None:
     response = intake.post("/v1/hubs/nowhere/consultations", json=VALID, headers={"X-Correlation-ID": "abc-123"})
     assert response.headers["x-correlation-id"] == "abc-123"
+
+
+def test_booleans_are_json_booleans_and_offsets_stay_in_range(
+    intake: TestClient, reporting: TestClient, staff_key: auth.PrivateKey
+) -> None:
+    """Found by Schemathesis: 0 was taken for false, and an offset past PostgreSQL's bigint was a 500."""
+    refused = intake.post("/v1/hubs/mediso/consultations", json={**VALID, "consent_to_share": 0})
+    assert refused.status_code == 422
+    assert [item["field"] for item in refused.json()["fields"]] == ["consent_to_share"]
+    token = auth.issue_staff_token(staff_key, hub="mediso", subject="unit")
+    answer = reporting.get(
+        "/v1/hubs/mediso/consultations?offset=121977596924938141696", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["fields"][0]["field"] == "offset"
