@@ -6,11 +6,12 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
+import email_validator
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from starlette.datastructures import Headers
@@ -126,6 +127,25 @@ def _documented(characters: re.Pattern[str]) -> FieldInfo:
     ecma = re.sub(r"\\x([0-9a-f]{2})", r"\\u00\1", characters.pattern)
     info: FieldInfo = Field(json_schema_extra={"pattern": f"^{ecma.replace('[', '[^', 1)}*$"})
     return info
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+_UNDELIVERABLE = "|".join(_any_case(name) for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+EmailInput = Annotated[
+    EmailStr,
+    Field(
+        max_length=254,
+        # email-validator's refusals beyond the syntax of `format: email`: quoted local parts, address
+        # literals, and special-use domains (`.test`, `.invalid`, …), which receive no mail.
+        json_schema_extra={"pattern": f'^(?!")(?!.*@\\[)(?!.*[.@]({_UNDELIVERABLE})$).*$'},
+        description="An address mail can reach: no quoted local part, address literal or special-use domain",
+    ),
+]
+"""An email address a person gives us, to write to."""
 
 
 SingleLineText = Annotated[str, _refusing(_CONTROL), _documented(_CONTROL)]

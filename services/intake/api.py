@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,7 +22,7 @@ from shared.contract.vocabulary import (
     ProductKind,
     SupportField,
 )
-from shared.http import MultiLineText, Problem, SingleLineText, not_found, problems, staff_principal
+from shared.http import EmailInput, MultiLineText, Problem, SingleLineText, not_found, problems, staff_principal
 from shared.hubs import Hub
 from shared.observability import correlation_id
 
@@ -41,7 +41,7 @@ class ConsultationRequest(BaseModel):
     topics: list[SupportField] = Field(min_length=1, max_length=len(SupportField))
     consent_to_share: StrictBool = False
     contact_name: SingleLineText = Field(min_length=1, max_length=200)
-    email: EmailStr
+    email: EmailInput
     phone: SingleLineText | None = Field(default=None, max_length=40)
     body: MultiLineText = Field(min_length=1, max_length=20_000)
 
