@@ -22,7 +22,7 @@ def test_the_api_answers_as_its_openapi_says_through_the_gateway(stack: Stack, t
             *("run", f"{stack.origin}/openapi.json", "--url", stack.origin, "--checks", "all"),
             *("--exclude-checks", "ensure_resource_availability"),  # why: tests/e2e/schemathesis.toml
             *("--max-examples", "40", "--seed", "1", "--no-color"),
-            *("--header", f"Authorization: Bearer {stack.token('mediso')}"),
+            *("--header", f"Authorization: Bearer {stack.token('medic')}"),
             *("--report-dir", str(tmp_path)),
         ],
         capture_output=True,
