@@ -164,14 +164,15 @@ class OutboxProducer:
             return [error] * len(records)
         topics = sorted({record.topic for record in records})
         unknown = dict(zip(topics, await asyncio.gather(*(self._known(producer, t) for t in topics)), strict=True))
+        partitions = {t: len(producer.client.cluster.partitions_for_topic(t) or ()) for t in topics if not unknown[t]}
         outcomes: list[BaseException | None] = [None] * len(records)
         by_partition: dict[tuple[str, int], list[int]] = {}
         for index, record in enumerate(records):
             if (missing := unknown[record.topic]) is not None:
                 outcomes[index] = missing
                 continue
-            count = len(producer.client.cluster.partitions_for_topic(record.topic) or ())
-            by_partition.setdefault((record.topic, partition_for(record.key.encode(), count)), []).append(index)
+            partition = partition_for(record.key.encode(), partitions[record.topic])
+            by_partition.setdefault((record.topic, partition), []).append(index)
         sent: list[tuple[list[int], asyncio.Future[Any]]] = []
         for (topic, partition), indexes in by_partition.items():
             for members, batch in self._batches(producer, records, indexes, outcomes):

@@ -8,6 +8,8 @@ import os
 import sys
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -166,6 +168,41 @@ async def _all_published(sessions: async_sessionmaker[AsyncSession]) -> bool:
     return bool(pending == 0)
 
 
+@asynccontextmanager
+async def relaying(
+    settings: CommonSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    lanes: int,
+    retry_backoff: poll.Backoff,
+    metadata_timeout_s: float,
+) -> AsyncIterator[ServiceMetrics]:
+    """One relay polling intake's outbox (batches of 10, parked after 3 attempts) until the block ends."""
+    metrics = ServiceMetrics("test", CollectorRegistry())
+    broker = kafka.create_broker(settings, service="test", metrics=metrics)
+    await broker.connect()
+    producer = kafka.OutboxProducer(settings, service="test", metadata_timeout_s=metadata_timeout_s)
+    relay = outbox.Relay(
+        table=intake_tables.outbox_table,
+        sessions=sessions,
+        metrics=metrics,
+        publish=producer.publish,
+        reachable=kafka.reachable(broker),
+        batch_size=10,
+        lanes=lanes,
+        max_attempts=3,
+        retry_backoff=retry_backoff,
+    )
+    task = asyncio.create_task(poll.poll(relay.work, name="relay", idle_s=0.02, backoff=poll.Backoff(0.01, 0.1)))
+    try:
+        yield metrics
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+        await broker.stop()
+
+
 async def test_row_to_a_missing_topic_is_parked_and_listed_while_other_keys_flow(
     infra: Infra, hub: TestHub, database_url: str
 ) -> None:
@@ -181,35 +218,19 @@ async def test_row_to_a_missing_topic_is_parked_and_listed_while_other_keys_flow
                 outbox.Staged(events.submitted_data(events.submitted(hub.id, good_key)), hub=hub.id),
             ],
         )
-    metrics = ServiceMetrics("test", CollectorRegistry())
-    broker = kafka.create_broker(settings, service="test", metrics=metrics)
-    await broker.connect()
-    producer = kafka.OutboxProducer(settings, service="test", metadata_timeout_s=0.5)
-    relay = outbox.Relay(
-        table=intake_tables.outbox_table,
-        sessions=sessions,
-        metrics=metrics,
-        publish=producer.publish,
-        reachable=kafka.reachable(broker),
-        batch_size=10,
-        max_attempts=3,
-        retry_backoff=poll.Backoff(0.01, 0.05),
-    )
-    task = asyncio.create_task(poll.poll(relay.work, name="relay", idle_s=0.02, backoff=poll.Backoff(0.01, 0.1)))
     try:
-        [record] = await read_topic(infra.bootstrap, hub.topic, count=1, timeout=20)
-        assert record.key == str(good_key).encode(), "the good key is not held back by the failing one"
+        async with relaying(
+            settings, sessions, lanes=1, retry_backoff=poll.Backoff(0.01, 0.05), metadata_timeout_s=0.5
+        ) as metrics:
+            [record] = await read_topic(infra.bootstrap, hub.topic, count=1, timeout=20)
+            assert record.key == str(good_key).encode(), "the good key is not held back by the failing one"
 
-        async def parked() -> list[outbox.Parked]:
-            async with sessions() as session:
-                return await outbox.list_parked(session, intake_tables.outbox_table)
+            async def parked() -> list[outbox.Parked]:
+                async with sessions() as session:
+                    return await outbox.list_parked(session, intake_tables.outbox_table)
 
-        [row] = await wait_for(parked, timeout=30, what="the row to a missing topic parked")
+            [row] = await wait_for(parked, timeout=30, what="the row to a missing topic parked")
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await producer.stop()
-        await broker.stop()
         await engine.dispose()
     assert row.key == str(lost_key)
     assert row.attempts == 3
@@ -249,30 +270,9 @@ async def test_failing_row_holds_back_only_its_own_key_until_parked(
                 outbox.Staged(events.submitted_data(events.submitted(hub.id, other_key)), hub=hub.id),
             ],
         )
-    metrics = ServiceMetrics("test", CollectorRegistry())
-    broker = kafka.create_broker(settings, service="test", metrics=metrics)
-    await broker.connect()
-    producer = kafka.OutboxProducer(settings, service="test", metadata_timeout_s=0.3)
-    relay = outbox.Relay(
-        table=intake_tables.outbox_table,
-        sessions=sessions,
-        metrics=metrics,
-        publish=producer.publish,
-        reachable=kafka.reachable(broker),
-        batch_size=10,
-        lanes=2,
-        max_attempts=3,
-        retry_backoff=poll.Backoff(0.3, 0.6),
-    )
-    task = asyncio.create_task(poll.poll(relay.work, name="relay", idle_s=0.02, backoff=poll.Backoff(0.01, 0.1)))
     table = intake_tables.outbox_table
-    try:
+    async with relaying(settings, sessions, lanes=2, retry_backoff=poll.Backoff(0.3, 0.6), metadata_timeout_s=0.3):
         records = await read_topic(infra.bootstrap, hub.topic, count=2, timeout=30)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await producer.stop()
-        await broker.stop()
     async with sessions() as session:
         rows = {
             row.event_id: row
