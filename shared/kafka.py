@@ -168,8 +168,8 @@ class OutboxProducer:
         outcomes: list[BaseException | None] = [None] * len(records)
         by_partition: dict[tuple[str, int], list[int]] = {}
         for index, record in enumerate(records):
-            if (missing := unknown[record.topic]) is not None:
-                outcomes[index] = missing
+            if (missing := unknown[record.topic]) is not None or not partitions[record.topic]:
+                outcomes[index] = missing or UnknownTopicOrPartitionError(record.topic)
                 continue
             partition = partition_for(record.key.encode(), partitions[record.topic])
             by_partition.setdefault((record.topic, partition), []).append(index)
