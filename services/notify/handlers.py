@@ -34,14 +34,13 @@ async def acknowledge_consultations(
         language = submitted.language
         hub = hubs.get(submitted.hub)
         hub_name = (hub.name_ja if language.value == "ja" else hub.name_en) if hub else submitted.hub
+        # Nothing the submitter typed goes into the message: the form cannot be used to send anyone's
+        # words (phishing) from a hub's address. The topics are labels of a fixed vocabulary.
         rendered = templates.render(
             domain.ACKNOWLEDGEMENT,
             language,
             hub_name=hub_name,
             reference=str(submitted.consultation_id)[:8].upper(),
-            contact_name=submitted.personal.contact_name,
-            title=submitted.title,
-            organization=submitted.organization,
             topics=submitted.topics,
         )
         deliveries.append(

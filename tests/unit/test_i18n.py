@@ -44,7 +44,7 @@ def test_extraction_finds_messages_of_every_kind_when_scanning_the_code() -> Non
         "Consultation not found",  # http.not_found
         "This consultation is already withdrawn",  # http.Problem
         "Some fields are invalid: %(fields)s",  # N_
-        "Dear %(contact_name)s,",  # {% trans %} in a template
+        "Reference: %(reference)s",  # {% trans %} in a template
         "Regulation",  # a vocabulary label
     } <= used
 
@@ -117,17 +117,23 @@ def test_acknowledgement_labels_topics_itself_when_given_vocabulary_values() -> 
     context = {
         "hub_name": "MEDISO",
         "reference": "AB12CD34",
-        "contact_name": "Alex Doe",
-        "title": "100% remote monitoring",
-        "organization": "o",
         "topics": (SupportField.REGULATION, SupportField.IP_STRATEGY),
     }
     english = Templates().render(notify.ACKNOWLEDGEMENT, Language.EN, **context)
     japanese = Templates().render(notify.ACKNOWLEDGEMENT, Language.JA, **context)
     assert "Topics: Regulation and IP strategy\n" in english.body
     assert "相談分野: 法規制対応、知財戦略\n" in japanese.body
-    assert "Title: 100% remote monitoring\n" in english.body  # values are not format strings
-    assert japanese.body.startswith("Alex Doe 様\n")
+    assert japanese.body.startswith("MEDISOへのご相談をお受けしました")
+
+
+def test_acknowledgement_carries_nothing_the_submitter_typed() -> None:
+    """Anti-phishing: whatever a form's text fields say, the hub's email does not repeat it."""
+    typed = {"contact_name": "Visit evil.example now", "title": "Your account is locked", "organization": "Bank"}
+    context = {"hub_name": "MEDISO", "reference": "AB12CD34", "topics": (SupportField.REGULATION,), **typed}
+    for language in Language:
+        rendered = Templates().render(notify.ACKNOWLEDGEMENT, language, **context)
+        for text in typed.values():
+            assert text not in rendered.subject + rendered.body
 
 
 def test_jinja_environment_translates_trans_blocks_underscore_and_filters_by_locale() -> None:
@@ -135,7 +141,7 @@ def test_jinja_environment_translates_trans_blocks_underscore_and_filters_by_loc
         jinja2.DictLoader(
             {
                 "page.html": (
-                    "{% trans %}Dear {{ contact_name }},{% endtrans %}"
+                    "{% trans %}Topics: {{ topics }}{% endtrans %}"
                     "|{{ _('Reference: %(reference)s', reference=ref) }}"
                     "|{{ kind|label }}"
                 )
@@ -144,8 +150,8 @@ def test_jinja_environment_translates_trans_blocks_underscore_and_filters_by_loc
         autoescape=True,
     )
     page = environment.get_template("page.html")
-    rendered = page.render(locale="ja", contact_name="<b>", ref="R1", kind=ProductKind.DRUG)
-    assert rendered == "&lt;b&gt; 様|受付番号: R1|医薬品"
-    assert page.render(locale="en", contact_name="A", ref="R1", kind=ProductKind.DRUG) == "Dear A,|Reference: R1|Drug"
+    rendered = page.render(locale="ja", topics="<b>", ref="R1", kind=ProductKind.DRUG)
+    assert rendered == "相談分野: &lt;b&gt;|受付番号: R1|医薬品"
+    assert page.render(locale="en", topics="A", ref="R1", kind=ProductKind.DRUG) == "Topics: A|Reference: R1|Drug"
     with pytest.raises(jinja2.TemplateRuntimeError):
-        page.render(contact_name="A", ref="R1", kind=ProductKind.DRUG)
+        page.render(topics="A", ref="R1", kind=ProductKind.DRUG)
