@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.partitioner import murmur2
 from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import RecordMetadata
 from prometheus_client import CollectorRegistry
 
 from deploy.local.stack.kafka import java_binary, kafka_libs_dir
+from shared.kafka import partition_for
 
 T = TypeVar("T")
 
@@ -61,13 +61,18 @@ async def read_topic(bootstrap: str, topic: str, *, count: int, timeout: float) 
     return await read_until(bootstrap, topic, lambda records: len(records) >= count, timeout=timeout)
 
 
+def _reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A consumer of the whole topic from its beginning: no group, nothing committed."""
+    return AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+
+
 async def read_until(
     bootstrap: str, topic: str, done: Callable[[list[ConsumerRecord[Any, Any]]], bool], *, timeout: float
 ) -> list[ConsumerRecord[Any, Any]]:
     """Read a topic from the beginning until `done(records)` holds; fail after `timeout` seconds."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
-    )
+    consumer = _reader(bootstrap, topic)
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
     try:
@@ -84,9 +89,7 @@ async def read_until(
 
 async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 30) -> list[ConsumerRecord[Any, Any]]:
     """Every record a topic holds now: read from the beginning up to the end offsets taken at the start."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
-    )
+    consumer = _reader(bootstrap, topic)
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
     try:
@@ -192,7 +195,7 @@ def key_for_partition(partition: int, partitions: int) -> bytes:
     """A key the default partitioner (murmur2, the same in aiokafka and Kafka's Java clients) puts on `partition`."""
     for n in range(10_000):
         key = f"key-{n}".encode()
-        if (murmur2(key) & 0x7FFFFFFF) % partitions == partition:
+        if partition_for(key, partitions) == partition:
             return key
     raise AssertionError(f"no key found for partition {partition} of {partitions}")
 

@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -20,7 +19,14 @@ from services.matching.app import create_app
 from services.matching.settings import MatchingSettings
 from tests.integration import events
 from tests.integration.conftest import ROOT, Infra, TestHub, running
-from tests.support import counter, produce_with_headers, produce_with_undecodable_header_name, read_topic, wait_for
+from tests.support import (
+    committed_offsets,
+    counter,
+    produce_with_headers,
+    produce_with_undecodable_header_name,
+    read_topic,
+    wait_for,
+)
 
 SUBMITTED = "hubnet.consultation.submitted.v1"
 EVENTS = "hubnet_matching_events_total"
@@ -33,16 +39,6 @@ async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes
         return [(await producer.send_and_wait(topic, value, key=key)).offset for key, value in messages]
     finally:
         await producer.stop()
-
-
-async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
 async def _count(database_url: str, statement: Any) -> int:
@@ -81,7 +77,9 @@ async def test_event_is_applied_once_when_consumer_killed_after_effect_before_of
     proposals = select(func.count()).select_from(matching_tables.Proposal)
     assert await _count(database_url, proposals) == 1, "the effect committed before the crash"
     partition = (await read_topic(infra.bootstrap, hub.topic, count=1, timeout=10))[0].partition
-    assert (await _committed(infra.bootstrap, group, hub.topic)).get(partition, 0) <= offset, "offset not committed"
+    assert (await committed_offsets(infra.bootstrap, group, hub.topic)).get(partition, 0) <= offset, (
+        "offset not committed"
+    )
 
     app = create_app(MatchingSettings(**service_settings))
     async with running(app):
@@ -89,7 +87,7 @@ async def test_event_is_applied_once_when_consumer_killed_after_effect_before_of
 
         async def redelivered_and_committed() -> bool:
             duplicates = counter(registry, EVENTS, type=SUBMITTED, outcome="duplicate")
-            committed = (await _committed(infra.bootstrap, group, hub.topic)).get(partition, 0)
+            committed = (await committed_offsets(infra.bootstrap, group, hub.topic)).get(partition, 0)
             return duplicates == 1 and committed > offset
 
         await wait_for(redelivered_and_committed, timeout=60, what="redelivery recognised and offset committed")
