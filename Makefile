@@ -25,12 +25,12 @@ export HUBNET_STACK ?= dev
 export UV_PYTHON_DOWNLOADS ?= never
 
 .PHONY: help install fmt lint test test-unit test-integration test-e2e test-fault bench up down run status contracts i18n clean ensure-nginx \
-	ensure-postgres ensure-java
+	ensure-postgres ensure-java ensure-chromium
 
 help: ## list the targets (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z0-9-]*:.*## / {printf "  %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: $(STAMPS)/venv ensure-postgres ensure-nginx $(KAFKA_JARS) ## uv, .venv from requirements.lock, PostgreSQL and nginx (apt), Kafka jars (Maven)
+install: $(STAMPS)/venv $(STAMPS)/npm ensure-postgres ensure-nginx ensure-chromium $(KAFKA_JARS) ## uv, .venv from requirements.lock, npm packages, PostgreSQL, nginx and Chromium (apt), Kafka jars (Maven)
 
 $(STAMPS)/venv: pyproject.toml requirements.lock
 	@mkdir -p $(STAMPS)
@@ -80,6 +80,27 @@ ensure-nginx:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; status=$$?; \
 	  [ -z "$$policy" ] || rm -f /usr/sbin/policy-rc.d; \
 	  exit $$status; \
+	fi
+
+# npm packages from package-lock.json (axe-core for the page tests; the console's htmx): served by hubnet
+# itself, never from a CDN.
+$(STAMPS)/npm: package.json package-lock.json
+	@mkdir -p $(STAMPS)
+	@if ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "npm is missing: sudo apt-get install -y npm" >&2; exit 1; fi; \
+	  echo "installing Node.js and npm (apt-get install -y nodejs npm)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
+	fi
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Debian's Chromium drives the page tests (Playwright with executable_path; no browser download), with
+# Japanese fonts so that screenshots show Japanese text.
+ensure-chromium:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "Chromium is missing: sudo apt-get install -y chromium fonts-noto-cjk" >&2; exit 1; fi; \
+	  echo "installing Chromium and Japanese fonts (apt-get install -y chromium fonts-noto-cjk)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
 	fi
 
 ensure-java:

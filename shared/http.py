@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 import email_validator
@@ -148,6 +148,20 @@ EmailInput = Annotated[
 """An email address a person gives us, to write to."""
 
 
+def matching(pattern: str, error: str) -> tuple[AfterValidator, FieldInfo]:
+    """Metadata for an `Annotated[str, …]` that must match `pattern` (stated in the JSON Schema), refused
+    with the error type `error`, which `_FIELD_MESSAGES` explains to a person in that field's terms."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.search(value):
+            raise PydanticCustomError(error, "The format is not valid")
+        return value
+
+    info: FieldInfo = Field(json_schema_extra={"pattern": pattern})
+    return AfterValidator(check), info
+
+
 SingleLineText = Annotated[str, _refusing(_CONTROL), _documented(_CONTROL)]
 """Text on one line (a name, a title): no control characters at all."""
 
@@ -191,6 +205,10 @@ _FIELD_MESSAGES = {
     "uuid_parsing": N_("The ID is not valid"),
     "uuid_type": N_("The ID is not valid"),
     "extra_forbidden": N_("Unknown field"),
+    "corporate_number": N_("This is not a valid 13-digit corporate number"),
+    "katakana": N_("Write the reading in full-width katakana"),
+    "phone": N_("Enter a phone number: digits, with hyphens, spaces or a leading + if you like"),
+    "unknown_hub": N_("There is no such hub"),
 }
 _INVALID_EMAIL = N_("Enter a valid email address")
 _INVALID_VALUE = N_("The value is not valid")
@@ -207,10 +225,15 @@ def _field_message(item: Mapping[str, Any]) -> dict[str, str]:
         return i18n.in_every_locale(_INVALID_VALUE)
 
 
-def _field_errors(error: RequestValidationError, locale: str) -> list[dict[str, str]]:
+def field_errors(errors: Sequence[Mapping[str, Any]], locale: str) -> list[dict[str, str]]:
+    """Pydantic's errors as a person reads them: the field (dotted), its message in `locale` and in each."""
     fields = []
-    for item in error.errors():
+    for item in errors:
         location = [str(part) for part in item["loc"] if part not in ("body", "query", "path", "header")]
+        # A rule over several fields (a model validator) names the field it is about in its context.
+        named = item.get("ctx", {}).get("field")
+        if isinstance(named, str):
+            location.append(named)
         # A JSON syntax error is located by character offset, which names no field.
         field = "body" if item["type"] == "json_invalid" else ".".join(location) or "body"
         messages = _field_message(item)
@@ -240,7 +263,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        fields = _field_errors(exc, preferred_language(request))
+        fields = field_errors(exc.errors(), preferred_language(request))
         names = ", ".join(field["field"] for field in fields)
         return problem_response(
             request.headers,
@@ -278,20 +301,26 @@ def _body_too_large(limit: int) -> Problem:
 
 class BodySizeLimit:
     """Refuses a request body larger than `max_bytes` with 413: at once when its Content-Length says
-    so, before a byte of it is read; otherwise (chunked) as soon as the bytes received pass the limit."""
+    so, before a byte of it is read; otherwise (chunked) as soon as the bytes received pass the limit.
+    Paths under a prefix of `larger` (forms that carry files, say) have that prefix's limit instead."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
+
+    def limit(self, path: str) -> int:
+        return next((limit for prefix, limit in self.larger.items() if path.startswith(prefix)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        limit = self.limit(scope["path"])
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(headers, scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(headers, limit, scope, receive, send)
             return
 
         received = 0
@@ -302,9 +331,9 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # An HTTPException: FastAPI's body reading lets it through to the Problem handler.
-                    raise _body_too_large(self.max_bytes)
+                    raise _body_too_large(limit)
             return message
 
         async def send_noting_start(message: Message) -> None:
@@ -318,10 +347,10 @@ class BodySizeLimit:
             # The body was read outside the routes' error handling (by a middleware, say).
             if started or problem.code != "body_too_large":
                 raise
-            await self._refuse(headers, scope, receive, send)
+            await self._refuse(headers, limit, scope, receive, send)
 
-    async def _refuse(self, headers: Headers, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = _body_too_large(self.max_bytes)
+    async def _refuse(self, headers: Headers, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = _body_too_large(limit)
         response = problem_response(
             headers,
             problem.status_code,
@@ -333,8 +362,8 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-def install_body_limit(app: FastAPI, max_bytes: int) -> None:
-    app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
+def install_body_limit(app: FastAPI, max_bytes: int, *, larger: Mapping[str, int] | None = None) -> None:
+    app.add_middleware(BodySizeLimit, max_bytes=max_bytes, larger=larger)
 
 
 def install_correlation(app: FastAPI) -> None:

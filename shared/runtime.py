@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,8 +149,10 @@ def create_http_app(
     description: str,
     routers: Sequence[APIRouter] = (),
     ready_needs_kafka: bool = True,
+    larger_bodies: Mapping[str, int] | None = None,
 ) -> FastAPI:
-    """The service's process: FastAPI serves HTTP while the broker, relay and workers run beside it."""
+    """The service's process: FastAPI serves HTTP while the broker, relay and workers run beside it.
+    Bodies are limited to `http_max_body_bytes`, except under the path prefixes of `larger_bodies`."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -197,7 +199,7 @@ def create_http_app(
 
     app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
     install_error_handlers(app)
-    install_body_limit(app, runtime.settings.http_max_body_bytes)
+    install_body_limit(app, runtime.settings.http_max_body_bytes, larger=larger_bodies)
     install_correlation(app)
     app.state.runtime = runtime
 

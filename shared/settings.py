@@ -38,6 +38,8 @@ class CommonSettings(BaseSettings):
     hubs_file: Path | None = None
 
     host: str = "127.0.0.1"
+    # The origin people open (the gateway): links in emails and answers are built on it.
+    public_url: str = "http://127.0.0.1:8000"
     # Request bodies past this answer 413 before they are read (JSON APIs; 1 MiB).
     http_max_body_bytes: int = 1_048_576
     log_level: str = "INFO"

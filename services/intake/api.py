@@ -1,54 +1,31 @@
 """Intake's HTTP routes: the public submission API and the staff command API."""
 
-import hashlib
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, status
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
-from sqlalchemy.exc import IntegrityError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake import domain, handlers
+from services.intake.record import request_model
+from services.intake.submissions import Submissions, current_correlation
 from shared.auth import PublicKey, StaffPrincipal
-from shared.contract.consultation import ApplicantPersonal, ConsultationSubmitted, WithdrawalReason
-from shared.contract.vocabulary import (
-    ApplicantKind,
-    Channel,
-    DevelopmentStage,
-    Language,
-    ProductKind,
-    SupportField,
-)
-from shared.http import EmailInput, MultiLineText, Problem, SingleLineText, not_found, problems, staff_principal
-from shared.hubs import Hub
-from shared.observability import correlation_id
-
-
-class ConsultationRequest(BaseModel):
-    """What an applicant sends; the hub comes from the path, the id and time from intake."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    language: Language = Language.JA
-    applicant_kind: ApplicantKind
-    organization: SingleLineText = Field(min_length=1, max_length=300)
-    title: SingleLineText = Field(min_length=1, max_length=300)
-    product_kind: ProductKind
-    development_stage: DevelopmentStage
-    topics: list[SupportField] = Field(min_length=1, max_length=len(SupportField))
-    consent_to_share: StrictBool = False
-    contact_name: SingleLineText = Field(min_length=1, max_length=200)
-    email: EmailInput
-    phone: SingleLineText | None = Field(default=None, max_length=40)
-    body: MultiLineText = Field(min_length=1, max_length=20_000)
+from shared.contract.consultation import WithdrawalReason
+from shared.contract.vocabulary import Channel
+from shared.http import Problem, not_found, problems, staff_principal
 
 
 class Accepted(BaseModel):
     consultation_id: uuid.UUID
     status: str
+
+
+class Submitted(Accepted):
+    reference: str | None = Field(description="受付番号: what the applicant quotes to the hub")
+    applicant_page: str = Field(
+        description="The applicant's own page (secret link: status, more information, withdrawal); expires"
+    )
 
 
 class WithdrawalRequest(BaseModel):
@@ -57,90 +34,50 @@ class WithdrawalRequest(BaseModel):
     reason: WithdrawalReason = "applicant_request"
 
 
-def _sha256(request: ConsultationRequest) -> str:
-    # Of the validated request, serialised field by field: the same submission hashes alike whatever
-    # its JSON spacing or key order.
-    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
-
-
-def _correlation() -> uuid.UUID:
-    value = correlation_id.get()
-    try:
-        return uuid.UUID(value) if value else uuid.uuid4()
-    except ValueError:
-        return uuid.uuid4()
+def applicant_page(public_url: str, token: str) -> str:
+    return f"{public_url.rstrip('/')}/portal/my/{token}"
 
 
 def create_router(
-    sessions: async_sessionmaker[AsyncSession],
-    hubs: dict[str, Hub],
+    submissions: Submissions,
     *,
+    sessions: async_sessionmaker[AsyncSession],
     auth_key: PublicKey,
-    on_commit: Callable[[], None],
+    public_url: str,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1/hubs/{hub}/consultations", tags=["consultations"])
     staff = staff_principal(auth_key)
+    Request = request_model(list(submissions.hubs))  # a model class, named as one
 
     def known_hub(hub: str) -> str:
-        if hub not in hubs:
+        if hub not in submissions.hubs:
             raise not_found("Hub '%(hub)s' not found", hub=hub)
         return hub
-
-    async def store(submitted: ConsultationSubmitted, key: handlers.IdempotencyKey | None) -> tuple[uuid.UUID, bool]:
-        try:
-            async with sessions.begin() as session:
-                return await handlers.submit_consultation(
-                    session, submitted, correlation_id=_correlation(), idempotency_key=key
-                )
-        except IntegrityError:
-            # A concurrent request with the same key committed first: answer as it was answered.
-            if key is None:
-                raise
-            async with sessions() as session:
-                earlier = await handlers.earlier_submission(session, submitted.hub, key)
-            if earlier is None:
-                raise
-            return earlier, False
 
     @router.post(
         "",
         status_code=status.HTTP_202_ACCEPTED,
-        response_model=Accepted,
+        response_model=Submitted,
         summary="Submit a consultation (public)",
         responses=problems(400, 404, 413, 422),
     )
     async def submit(
         hub: Annotated[str, Depends(known_hub)],
-        request: ConsultationRequest,
+        request: Request,  # type: ignore[valid-type]
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> Accepted:
-        submitted = ConsultationSubmitted(
-            consultation_id=uuid.uuid4(),
-            hub=hub,
-            submitted_at=datetime.now(UTC),
-            channel=Channel.API,
-            language=request.language,
-            applicant_kind=request.applicant_kind,
-            organization=request.organization,
-            title=request.title,
-            product_kind=request.product_kind,
-            development_stage=request.development_stage,
-            topics=tuple(dict.fromkeys(request.topics)),
-            consent_to_share=request.consent_to_share,
-            personal=ApplicantPersonal(
-                contact_name=request.contact_name, email=request.email, phone=request.phone, body=request.body
-            ),
-        )
-        key = None if idempotency_key is None else handlers.IdempotencyKey(idempotency_key, _sha256(request))
+    ) -> Submitted:
         try:
-            consultation_id, created = await store(submitted, key)
+            receipt = await submissions.submit(request, hub=hub, channel=Channel.API, idempotency_key=idempotency_key)
         except handlers.IdempotencyKeyReused as error:
             raise Problem(
                 422, "idempotency_key_reused", "This Idempotency-Key was already used with a different request"
             ) from error
-        if created:
-            on_commit()
-        return Accepted(consultation_id=consultation_id, status="submitted")
+        return Submitted(
+            consultation_id=receipt.consultation_id,
+            status="submitted",
+            reference=receipt.reference,
+            applicant_page=applicant_page(public_url, receipt.link_token),
+        )
 
     @router.post(
         "/{consultation_id}/withdrawal",
@@ -165,13 +102,13 @@ def create_router(
                     consultation_id=consultation_id,
                     reason=body.reason,
                     recorded_by=principal.subject,
-                    correlation_id=_correlation(),
+                    correlation_id=current_correlation(),
                 )
         except domain.AlreadyWithdrawn as error:
             raise Problem(409, "already_withdrawn", "This consultation is already withdrawn") from error
         if withdrawn is None:
             raise not_found("Consultation not found")
-        on_commit()
+        submissions.on_commit()
         return Accepted(consultation_id=consultation_id, status=withdrawn.status.value)
 
     return router

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from datetime import timedelta
 
-from services.intake import SERVICE, api, tables
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from services.intake import SERVICE, api, attachments, portal, tables
+from services.intake.pages import STATIC_DIR, Pages
 from services.intake.settings import IntakeSettings
+from services.intake.submissions import Submissions
 from shared import auth
 from shared.hubs import load_hubs
 from shared.runtime import create_http_app, create_runtime
@@ -13,17 +18,33 @@ from shared.runtime import create_http_app, create_runtime
 
 def create_app(settings: IntakeSettings) -> FastAPI:
     runtime = create_runtime(SERVICE, settings, tables.metadata)
-    router = api.create_router(
+    submissions = Submissions(
         runtime.sessions,
         load_hubs(settings),
-        auth_key=auth.verification_key(settings),
+        link_ttl=timedelta(days=settings.applicant_link_ttl_days),
         on_commit=runtime.wake_relay,
     )
+    router = api.create_router(
+        submissions,
+        sessions=runtime.sessions,
+        auth_key=auth.verification_key(settings),
+        public_url=settings.public_url,
+    )
+    the_portal = portal.Portal(
+        submissions,
+        runtime.sessions,
+        attachments.FilesystemStore(settings.intake_attachments_dir),
+        Pages(settings.public_url),
+        min_fill_s=settings.portal_min_fill_s,
+    )
     # Intake keeps accepting consultations while Kafka is away: readiness needs only PostgreSQL.
-    return create_http_app(
+    app = create_http_app(
         runtime,
         title="hubnet intake",
         description="Consultations arrive here.",
-        routers=[router],
+        routers=[router, portal.create_router(the_portal)],
         ready_needs_kafka=False,
+        larger_bodies={"/portal/": settings.intake_max_upload_bytes},
     )
+    app.mount("/portal/static", StaticFiles(directory=STATIC_DIR), name="portal-static")
+    return app

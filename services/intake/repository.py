@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import domain, tables
-from shared.contract.consultation import ConsultationSubmitted
+from shared.contract.consultation import Attachment, Consents, ConsultationSubmitted
 
 
 def _to_domain(row: tables.Consultation) -> domain.Consultation:
@@ -50,9 +52,84 @@ async def save_submitted(
             email=str(personal.email),
             phone=personal.phone,
             body=personal.body,
+            reference=submitted.reference,
+            corporate_number=submitted.corporate_number,
+            prefecture=submitted.prefecture.value if submitted.prefecture else None,
+            product_name=submitted.product_name,
+            meeting_format=submitted.meeting_format.value if submitted.meeting_format else None,
+            contact_by_email=submitted.consents.contact_by_email if submitted.consents else None,
+            share_with=list(submitted.consents.share_with) if submitted.consents else None,
+            family_name=personal.family_name,
+            given_name=personal.given_name,
+            family_name_kana=personal.family_name_kana,
+            given_name_kana=personal.given_name_kana,
+            co_researchers=[person.model_dump(mode="json") for person in personal.co_researchers],
+            entered_by=submitted.entered_by,
         )
     )
     await session.flush()
+
+
+async def save_attachments(
+    session: AsyncSession, consultation_id: uuid.UUID, attachments: Sequence[Attachment], *, at: datetime, by: str
+) -> None:
+    session.add_all(
+        tables.Attachment(
+            id=attachment.attachment_id,
+            consultation_id=consultation_id,
+            filename=attachment.filename,
+            media_type=attachment.media_type,
+            size=attachment.size,
+            sha256=attachment.sha256,
+            storage_key=str(attachment.attachment_id),
+            added_at=at,
+            added_by=by,
+        )
+        for attachment in attachments
+    )
+    await session.flush()
+
+
+async def list_attachments(session: AsyncSession, consultation_id: uuid.UUID) -> list[tables.Attachment]:
+    rows = await session.scalars(
+        select(tables.Attachment)
+        .where(tables.Attachment.consultation_id == consultation_id)
+        .order_by(tables.Attachment.added_at, tables.Attachment.filename)
+    )
+    return list(rows)
+
+
+async def save_link(
+    session: AsyncSession, consultation_id: uuid.UUID, token_sha256: str, *, issued_at: datetime, expires_at: datetime
+) -> None:
+    session.add(
+        tables.ApplicantLink(
+            token_sha256=token_sha256, consultation_id=consultation_id, issued_at=issued_at, expires_at=expires_at
+        )
+    )
+    await session.flush()
+
+
+async def consultation_by_link(session: AsyncSession, token_sha256: str, now: datetime) -> tables.Consultation | None:
+    """The consultation a link opens, while it is neither expired nor revoked."""
+    return await session.scalar(
+        select(tables.Consultation)
+        .join(tables.ApplicantLink, tables.ApplicantLink.consultation_id == tables.Consultation.id)
+        .where(
+            tables.ApplicantLink.token_sha256 == token_sha256,
+            tables.ApplicantLink.expires_at > now,
+            tables.ApplicantLink.revoked_at.is_(None),
+        )
+    )
+
+
+async def revoke_links(session: AsyncSession, consultation_id: uuid.UUID, at: datetime) -> int:
+    result = await session.execute(
+        update(tables.ApplicantLink)
+        .where(tables.ApplicantLink.consultation_id == consultation_id, tables.ApplicantLink.revoked_at.is_(None))
+        .values(revoked_at=func.least(at, tables.ApplicantLink.expires_at))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def get_by_idempotency_key(session: AsyncSession, hub: str, key: str) -> tuple[uuid.UUID, str | None] | None:
@@ -76,9 +153,44 @@ async def get_for_update(session: AsyncSession, hub: str, consultation_id: uuid.
     return _to_domain(row) if row is not None else None
 
 
+async def reference_of(session: AsyncSession, consultation_id: uuid.UUID) -> str | None:
+    return await session.scalar(select(tables.Consultation.reference).where(tables.Consultation.id == consultation_id))
+
+
 async def save_status(session: AsyncSession, consultation: domain.Consultation) -> None:
     await session.execute(
         update(tables.Consultation)
         .where(tables.Consultation.id == consultation.id)
         .values(status=consultation.status.value, withdrawn_at=consultation.withdrawn_at)
+    )
+
+
+async def consents_for_update(session: AsyncSession, hub: str, consultation_id: uuid.UUID) -> Consents | None:
+    row = (
+        await session.execute(
+            select(
+                tables.Consultation.contact_by_email,
+                tables.Consultation.share_with,
+                tables.Consultation.consent_to_share,
+            )
+            .where(tables.Consultation.hub == hub, tables.Consultation.id == consultation_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    # Before the full record, consent was one flag and contact by email implied by the submission.
+    contact = True if row.contact_by_email is None else row.contact_by_email
+    return Consents(contact_by_email=contact, share_with=tuple(row.share_with or ()))
+
+
+async def save_consents(session: AsyncSession, consultation_id: uuid.UUID, consents: Consents) -> None:
+    await session.execute(
+        update(tables.Consultation)
+        .where(tables.Consultation.id == consultation_id)
+        .values(
+            contact_by_email=consents.contact_by_email,
+            share_with=list(consents.share_with),
+            consent_to_share=bool(consents.share_with),
+        )
     )

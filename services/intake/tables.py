@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ARRAY, DateTime, Text, UniqueConstraint
+from sqlalchemy import ARRAY, BigInteger, DateTime, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.intake import SERVICE
@@ -20,7 +22,10 @@ class Base(DeclarativeBase):
 
 class Consultation(Base):
     __tablename__ = "consultations"
-    __table_args__ = (UniqueConstraint("hub", "idempotency_key", name="uq_consultations_idempotency"),)
+    __table_args__ = (
+        UniqueConstraint("hub", "idempotency_key", name="uq_consultations_idempotency"),
+        UniqueConstraint("reference", name="uq_consultations_reference"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     hub: Mapped[str] = mapped_column(Text, index=True)
@@ -43,6 +48,58 @@ class Consultation(Base):
     email: Mapped[str] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
+    # The full record (revision 0003); NULL in rows from before it.
+    reference: Mapped[str | None] = mapped_column(Text)
+    corporate_number: Mapped[str | None] = mapped_column(Text)
+    prefecture: Mapped[str | None] = mapped_column(Text)
+    product_name: Mapped[str | None] = mapped_column(Text)
+    meeting_format: Mapped[str | None] = mapped_column(Text)
+    contact_by_email: Mapped[bool | None]
+    share_with: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    family_name: Mapped[str | None] = mapped_column(Text)
+    given_name: Mapped[str | None] = mapped_column(Text)
+    family_name_kana: Mapped[str | None] = mapped_column(Text)
+    given_name_kana: Mapped[str | None] = mapped_column(Text)
+    co_researchers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    entered_by: Mapped[str | None] = mapped_column(Text)
+
+
+class Attachment(Base):
+    """A file's metadata; its bytes are in the attachment store under `storage_key`."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
+    filename: Mapped[str] = mapped_column(Text)
+    media_type: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(Text)
+    storage_key: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    added_by: Mapped[str] = mapped_column(Text)
+
+
+class ApplicantLink(Base):
+    """The applicant's own page: a secret link, kept only as its SHA-256; expiring and revocable."""
+
+    __tablename__ = "applicant_links"
+    __table_args__ = (Index("ix_applicant_links_consultation", "consultation_id"),)
+
+    token_sha256: Mapped[str] = mapped_column(Text, primary_key=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Secret(Base):
+    """Keys intake makes for itself (the portal forms' signing key): random, shared by its replicas."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 outbox_table = outbox.define_table(metadata)

@@ -33,6 +33,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
         templates=Templates(),
         hubs=load_hubs(settings),
         deadline=timedelta(seconds=settings.delivery_deadline_s),
+        public_url=settings.public_url,
     )
     runtime.consume(on(ConsultationSubmitted, acknowledge), after_commit=due.set)
     if settings.delivery_sending:

@@ -19,6 +19,11 @@ from shared.hubs import Hub
 log = logging.getLogger(__name__)
 
 
+def applicant_page(public_url: str, token: str | None) -> str | None:
+    """The applicant's own page (intake's portal), from the link token intake put in the event."""
+    return f"{public_url.rstrip('/')}/portal/my/{token}" if token else None
+
+
 async def acknowledge_consultations(
     session: AsyncSession,
     events: Sequence[Event[ConsultationSubmitted]],
@@ -26,8 +31,10 @@ async def acknowledge_consultations(
     templates: Templates,
     hubs: dict[str, Hub],
     deadline: timedelta,
+    public_url: str,
 ) -> None:
-    """Queue each applicant's acknowledgement, in the consultation's language; one insert per batch."""
+    """Queue each applicant's acknowledgement, in the consultation's language; one insert per batch. It
+    carries the reference (受付番号) and the link to the applicant's own page, when the event has them."""
     deliveries = []
     for event in events:
         submitted = event.data
@@ -40,8 +47,9 @@ async def acknowledge_consultations(
             domain.ACKNOWLEDGEMENT,
             language,
             hub_name=hub_name,
-            reference=str(submitted.consultation_id)[:8].upper(),
+            reference=submitted.reference or str(submitted.consultation_id)[:8].upper(),
             topics=submitted.topics,
+            page_url=applicant_page(public_url, submitted.personal.applicant_link_token),
         )
         deliveries.append(
             domain.Delivery(

@@ -11,14 +11,28 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.contract.envelope import EventData
 from shared.contract.topics import consultations
 from shared.contract.vocabulary import (
+    CORPORATE_NUMBER_PATTERN,
     ApplicantKind,
     Channel,
     DevelopmentStage,
     EmailAddress,
     Language,
+    MeetingFormat,
+    Prefecture,
     ProductKind,
     SupportField,
 )
+
+KATAKANA_PATTERN = r"^[\u30a1-\u30f6\u30fb\u30fc\u3000 ]+$"
+
+
+class CoResearcher(BaseModel):
+    """共同研究者: a person or institution working with the applicant on the product."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str = Field(min_length=1, max_length=200)
+    affiliation: str | None = Field(default=None, max_length=300)
 
 
 class ApplicantPersonal(BaseModel):
@@ -30,6 +44,39 @@ class ApplicantPersonal(BaseModel):
     email: EmailAddress
     phone: str | None = Field(default=None, max_length=40)
     body: str = Field(min_length=1, max_length=20_000, description="相談内容: the question in the applicant's words")
+    family_name: str | None = Field(default=None, max_length=100, description="姓")
+    given_name: str | None = Field(default=None, max_length=100, description="名")
+    family_name_kana: str | None = Field(default=None, max_length=100, pattern=KATAKANA_PATTERN, description="セイ")
+    given_name_kana: str | None = Field(default=None, max_length=100, pattern=KATAKANA_PATTERN, description="メイ")
+    co_researchers: tuple[CoResearcher, ...] = ()
+    applicant_link_token: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The secret of the applicant's own page (expiring, revocable at intake), for the acknowledgement",
+    )
+
+
+class Consents(BaseModel):
+    """What the applicant agreed to; sharing is per hub and can be revoked later."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    contact_by_email: bool = Field(description="The hub may write to the applicant about the consultation")
+    share_with: tuple[str, ...] = Field(
+        default=(), description="Hubs (ids) the case may be referred to, with what the applicant wrote"
+    )
+
+
+class Attachment(BaseModel):
+    """A file's metadata; the file stays in intake's storage."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    attachment_id: uuid.UUID
+    filename: str = Field(min_length=1, max_length=255)
+    media_type: str = Field(max_length=100)
+    size: int = Field(ge=1, le=10 * 1024 * 1024)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class ConsultationEvent(EventData):
@@ -63,6 +110,19 @@ class ConsultationSubmitted(ConsultationEvent):
         default=False, description="The applicant agrees that the case may be referred to another hub"
     )
     personal: ApplicantPersonal
+    # Optional since the full record (相談カルテ): events from before it carry none of them.
+    reference: str | None = Field(default=None, max_length=40, description="受付番号: what the applicant quotes")
+    corporate_number: str | None = Field(
+        default=None, pattern=CORPORATE_NUMBER_PATTERN, description="法人番号 (check digit validated by intake)"
+    )
+    prefecture: Prefecture | None = Field(default=None, description="JIS X 0401 code")
+    product_name: str | None = Field(default=None, max_length=300)
+    meeting_format: MeetingFormat | None = None
+    consents: Consents | None = None
+    attachments: tuple[Attachment, ...] = ()
+    entered_by: str | None = Field(
+        default=None, description="The staff member who entered it (phone, email, event, Open Hours)"
+    )
 
 
 WithdrawalReason = Literal["applicant_request", "duplicate", "other"]
@@ -73,7 +133,39 @@ class ConsultationWithdrawn(ConsultationEvent):
 
     withdrawn_at: datetime
     reason: WithdrawalReason
-    recorded_by: str = Field(min_length=1, description="The staff member who recorded it")
+    recorded_by: str = Field(
+        min_length=1, description="The staff member who recorded it, or `applicant` from the applicant's own page"
+    )
+
+
+APPLICANT = "applicant"
+"""The actor of what the applicant does on their own page (withdraw, add information, change consents)."""
+
+
+class SupplementPersonal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    note: str | None = Field(default=None, max_length=20_000, description="What the applicant added, in their words")
+
+
+class ConsultationSupplemented(ConsultationEvent):
+    """The applicant added information or files from their own page."""
+
+    event_type: ClassVar[str] = "hubnet.consultation.supplemented.v1"
+
+    supplemented_at: datetime
+    attachments: tuple[Attachment, ...] = ()
+    personal: SupplementPersonal
+
+
+class ConsentsChanged(ConsultationEvent):
+    """The applicant (or staff on their request) changed what they agreed to; the new consents replace the old."""
+
+    event_type: ClassVar[str] = "hubnet.consultation.consents_changed.v1"
+
+    changed_at: datetime
+    consents: Consents
+    changed_by: str = Field(min_length=1, description="`applicant`, or the staff member who recorded it")
 
 
 class MatchCandidate(BaseModel):

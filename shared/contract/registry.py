@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from shared.contract.consultation import (
+    ConsentsChanged,
     ConsultationSubmitted,
+    ConsultationSupplemented,
     ConsultationWithdrawn,
     DeliveryFailed,
     MatchProposed,
@@ -16,6 +18,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
     for model in (
         ConsultationSubmitted,
         ConsultationWithdrawn,
+        ConsultationSupplemented,
+        ConsentsChanged,
         MatchProposed,
         NotificationSent,
         DeliveryFailed,

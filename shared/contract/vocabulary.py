@@ -26,15 +26,24 @@ class Language(StrEnum):
 
 
 class Channel(StrEnum):
+    """How a consultation reached the hub: the applicant's own (portal, API) or entered by staff."""
+
     PORTAL = "portal"
     API = "api"
     PHONE = "phone"
     EMAIL = "email"
+    EVENT = "event"
+    OPEN_HOURS = "open_hours"
+
+
+STAFF_CHANNELS: frozenset[Channel] = frozenset({Channel.PHONE, Channel.EMAIL, Channel.EVENT, Channel.OPEN_HOURS})
+"""The channels of a consultation staff enter on the applicant's behalf."""
 
 
 class ApplicantKind(StrEnum):
     STARTUP = "startup"
     ACADEMIA = "academia"
+    INDIVIDUAL_RESEARCHER = "individual_researcher"
     SME = "sme"
     LARGE_COMPANY = "large_company"
     INVESTOR = "investor"
@@ -73,3 +82,80 @@ class SupportField(StrEnum):
     IP_STRATEGY = "ip_strategy"
     INTERNATIONAL_EXPANSION = "international_expansion"
     REIMBURSEMENT = "reimbursement"
+
+
+class MeetingFormat(StrEnum):
+    """How the applicant would like to meet: Open Hours are the light weekday 10:00 and 11:00 slots."""
+
+    ONLINE = "online"
+    IN_PERSON = "in_person"
+    OPEN_HOURS = "open_hours"
+
+
+class Prefecture(StrEnum):
+    """The 47 prefectures by their JIS X 0401 code."""
+
+    HOKKAIDO = "01"
+    AOMORI = "02"
+    IWATE = "03"
+    MIYAGI = "04"
+    AKITA = "05"
+    YAMAGATA = "06"
+    FUKUSHIMA = "07"
+    IBARAKI = "08"
+    TOCHIGI = "09"
+    GUNMA = "10"
+    SAITAMA = "11"
+    CHIBA = "12"
+    TOKYO = "13"
+    KANAGAWA = "14"
+    NIIGATA = "15"
+    TOYAMA = "16"
+    ISHIKAWA = "17"
+    FUKUI = "18"
+    YAMANASHI = "19"
+    NAGANO = "20"
+    GIFU = "21"
+    SHIZUOKA = "22"
+    AICHI = "23"
+    MIE = "24"
+    SHIGA = "25"
+    KYOTO = "26"
+    OSAKA = "27"
+    HYOGO = "28"
+    NARA = "29"
+    WAKAYAMA = "30"
+    TOTTORI = "31"
+    SHIMANE = "32"
+    OKAYAMA = "33"
+    HIROSHIMA = "34"
+    YAMAGUCHI = "35"
+    TOKUSHIMA = "36"
+    KAGAWA = "37"
+    EHIME = "38"
+    KOCHI = "39"
+    FUKUOKA = "40"
+    SAGA = "41"
+    NAGASAKI = "42"
+    KUMAMOTO = "43"
+    OITA = "44"
+    MIYAZAKI = "45"
+    KAGOSHIMA = "46"
+    OKINAWA = "47"
+
+
+CORPORATE_NUMBER_PATTERN = r"^[1-9][0-9]{12}$"
+
+
+def check_digit(base: str) -> int:
+    """The check digit of a corporate number's other twelve digits."""
+    total = sum(int(digit) * (1 if n % 2 else 2) for n, digit in enumerate(reversed(base), start=1))
+    return 9 - total % 9
+
+
+def corporate_number_is_valid(number: str) -> bool:
+    """法人番号: 13 digits, the first a check digit over the other twelve (National Tax Agency's rule:
+    9 - (Σ Pn × Qn mod 9), Pn the n-th digit from the right, Qn 1 for odd n and 2 for even)."""
+    if len(number) != 13 or not number.isascii() or not number.isdigit():
+        return False
+    return int(number[0]) == check_digit(number[1:])

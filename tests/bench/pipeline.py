@@ -24,6 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,7 @@ async def bench_outbox(s: Scratch) -> list[Result]:
                     events.submitted_data(envelope),
                     correlation_id=envelope.correlation_id,
                     idempotency_key=None,
+                    link_ttl=timedelta(days=180),
                 )
 
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, enable_idempotence=True, linger_ms=0)

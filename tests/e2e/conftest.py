@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from shared import auth
+from tests.e2e.browser import browser, page  # noqa: F401  (fixtures: Chromium, a fresh page per test)
 from tests.support import stack_env
 
 

@@ -103,6 +103,7 @@ def test_acknowledgement_renders_in_consultation_language(language: Language) ->
         hub_name="MEDISO",
         reference="AB12CD34",
         topics=[SupportField.REGULATION],
+        page_url=None,
     )
     assert "AB12CD34" in rendered.subject
     assert ("ご相談を受け付けました" in rendered.subject) is (language is Language.JA)

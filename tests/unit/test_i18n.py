@@ -57,7 +57,12 @@ def test_catalog_fails_when_a_msgid_used_in_the_code_is_missing_or_untranslated(
     fuzzy = sorted(message.id for message in catalog if message.id and message.fuzzy and message.string)
     assert fuzzy == [], f"fuzzy entries in the {locale} catalog need a translator's review: {fuzzy}"
     if locale == "ja":
-        untranslated = sorted(str(message.id) for message in catalog if message.id and not message.string)
+        # A plural entry's string is a tuple of forms: each must be filled.
+        untranslated = sorted(
+            str(message.id)
+            for message in catalog
+            if message.id and (not message.string or (isinstance(message.string, tuple) and not all(message.string)))
+        )
         assert untranslated == [], f"untranslated in ja: {untranslated}"
 
 
@@ -118,6 +123,7 @@ def test_acknowledgement_labels_topics_itself_when_given_vocabulary_values() -> 
         "hub_name": "MEDISO",
         "reference": "AB12CD34",
         "topics": (SupportField.REGULATION, SupportField.IP_STRATEGY),
+        "page_url": None,
     }
     english = Templates().render(notify.ACKNOWLEDGEMENT, Language.EN, **context)
     japanese = Templates().render(notify.ACKNOWLEDGEMENT, Language.JA, **context)
@@ -129,11 +135,28 @@ def test_acknowledgement_labels_topics_itself_when_given_vocabulary_values() -> 
 def test_acknowledgement_carries_nothing_the_submitter_typed() -> None:
     """Anti-phishing: whatever a form's text fields say, the hub's email does not repeat it."""
     typed = {"contact_name": "Visit evil.example now", "title": "Your account is locked", "organization": "Bank"}
-    context = {"hub_name": "MEDISO", "reference": "AB12CD34", "topics": (SupportField.REGULATION,), **typed}
+    context = {
+        "hub_name": "MEDISO",
+        "reference": "AB12CD34",
+        "topics": (SupportField.REGULATION,),
+        "page_url": "https://hubnet.example.jp/portal/my/q3Zr8vB1x0YwK4nTg7cH2sLdE9mPaUfJ6oRiNbVyW5k",
+        **typed,
+    }
     for language in Language:
         rendered = Templates().render(notify.ACKNOWLEDGEMENT, language, **context)
         for text in typed.values():
             assert text not in rendered.subject + rendered.body
+
+
+def test_acknowledgement_gives_the_reference_and_the_link_to_the_applicants_page() -> None:
+    url = "https://hubnet.example.jp/portal/my/q3Zr8vB1x0YwK4nTg7cH2sLdE9mPaUfJ6oRiNbVyW5k"
+    context = {"hub_name": "CARISO", "reference": "CARISO-V8DFP-07SK8", "topics": (SupportField.REGULATION,)}
+    for language in Language:
+        rendered = Templates().render(notify.ACKNOWLEDGEMENT, language, page_url=url, **context)
+        assert "CARISO-V8DFP-07SK8" in rendered.subject
+        assert f"\n{url}\n" in rendered.body
+        without = Templates().render(notify.ACKNOWLEDGEMENT, language, page_url=None, **context)
+        assert "/portal/my/" not in without.body
 
 
 def test_jinja_environment_translates_trans_blocks_underscore_and_filters_by_locale() -> None:

@@ -197,7 +197,8 @@ def stack_env(inst: Instance) -> dict[str, str]:
     env[f"{auth.PUBLIC_KEY_VAR}_FILE"] = str(public)
     env[f"{auth.PRIVATE_KEY_VAR}_FILE"] = str(private)  # for the issuers (hubnet CLI, tests), never the services
     env.update({f"HUBNET_{service.upper()}_URL": inst.url(service) for service in SERVICES})
-    env["HUBNET_GATEWAY_URL"] = f"http://{inst.address('gateway')}"
+    env["HUBNET_GATEWAY_URL"] = env["HUBNET_PUBLIC_URL"] = f"http://{inst.address('gateway')}"
+    env["HUBNET_INTAKE_ATTACHMENTS_DIR"] = str(inst.dir / "attachments")
     env.update({var: str(inst.ports[role]) for role, var in PORT_VARS.items()})
     return env
 
