@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -64,10 +65,53 @@ class KeyRefused(Exception):
     """A configured key that cannot be used; the message names its variable and what to do."""
 
 
+class StaffRole(StrEnum):
+    """A staff member's roles at their hub."""
+
+    SCREENER = "screener"  # full-time supporter (常勤サポーター): screens, enters, closes
+    EXPERT_SUPPORTER = "expert_supporter"  # part-time expert (非常勤サポーター): reads, adds notes
+    HUB_ADMIN = "hub_admin"  # runs the hub: everything, and the roster and staff accounts
+    ANALYST = "analyst"  # reads, for reports
+
+
+class Action(StrEnum):
+    """What a staff route does; `PERMISSIONS` says which roles may."""
+
+    READ = "read"
+    ENTER = "enter"  # a consultation received by phone, email, at an event or in Open Hours
+    SCREEN = "screen"
+    NOTE = "note"
+    CLOSE = "close"
+    WITHDRAW = "withdraw"
+    REVOKE_LINKS = "revoke_links"  # the applicant's secret links, when one has leaked
+    MANAGE_ROSTER = "manage_roster"
+    MANAGE_STAFF = "manage_staff"
+
+
+_ALL: Final = frozenset(StaffRole)
+_HANDLERS: Final = frozenset({StaffRole.SCREENER, StaffRole.HUB_ADMIN})
+PERMISSIONS: Final[Mapping[Action, frozenset[StaffRole]]] = {
+    Action.READ: _ALL,
+    Action.ENTER: _HANDLERS,
+    Action.SCREEN: _HANDLERS,
+    Action.NOTE: frozenset({StaffRole.SCREENER, StaffRole.EXPERT_SUPPORTER, StaffRole.HUB_ADMIN}),
+    Action.CLOSE: _HANDLERS,
+    Action.WITHDRAW: _HANDLERS,
+    Action.REVOKE_LINKS: _HANDLERS,
+    Action.MANAGE_ROSTER: frozenset({StaffRole.HUB_ADMIN}),
+    Action.MANAGE_STAFF: frozenset({StaffRole.HUB_ADMIN}),
+}
+"""The authorisation matrix: per action, the roles that may do it (always at the token's own hub only)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StaffPrincipal:
     hub: str
     subject: str
+    roles: frozenset[StaffRole] = field(default_factory=frozenset)
+
+    def may(self, action: Action) -> bool:
+        return not self.roles.isdisjoint(PERMISSIONS[action])
 
 
 def private_pem(key: PrivateKey) -> str:
@@ -157,9 +201,39 @@ def signing_key(environ: Mapping[str, str]) -> PrivateKey:
     return load_private_key(pem, source=source)
 
 
-def issue_staff_token(key: PrivateKey, *, hub: str, subject: str, ttl: timedelta = timedelta(days=30)) -> str:
+def issuer_key(value: str | None, file: str | Path | None, *, verified_with: PublicKey) -> PrivateKey:
+    """The private key a service that issues staff tokens (intake, at sign-in) signs with: refused when
+    missing, malformed, or not the pair of the public key every service verifies with."""
+    found = _configured(PRIVATE_KEY_VAR, value, file)
+    if found is None:
+        raise KeyRefused(
+            f"{PRIVATE_KEY_VAR} (or {PRIVATE_KEY_VAR}_FILE) is not set: intake signs staff tokens at sign-in "
+            f"with the issuer's private key; {HOW_TO_GENERATE}"
+        )
+    pem, source = found
+    key = load_private_key(pem, source=source)
+    if fingerprint(key.public_key()) != fingerprint(verified_with):
+        raise KeyRefused(f"{source} is not the pair of {PUBLIC_KEY_VAR}: tokens it signed would be refused")
+    return key
+
+
+def issue_staff_token(
+    key: PrivateKey,
+    *,
+    hub: str,
+    subject: str,
+    roles: Iterable[StaffRole] = (StaffRole.HUB_ADMIN,),
+    ttl: timedelta = timedelta(days=30),
+) -> str:
     now = datetime.now(UTC)
-    claims = {"hub": hub, "sub": subject, "aud": AUDIENCE, "iat": now, "exp": now + ttl}
+    claims = {
+        "hub": hub,
+        "sub": subject,
+        "roles": sorted(StaffRole(role).value for role in roles),
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + ttl,
+    }
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
@@ -173,4 +247,8 @@ def verify_staff_token(key: PublicKey, token: str) -> StaffPrincipal:
     hub = claims.get("hub")
     if not isinstance(hub, str):
         raise InvalidToken("token names no hub")
-    return StaffPrincipal(hub=hub, subject=str(claims["sub"]))
+    # Roles this version does not know are left out (a newer issuer's), never guessed.
+    named = claims.get("roles", [])
+    known = {role.value for role in StaffRole}
+    roles = frozenset(StaffRole(role) for role in named if role in known) if isinstance(named, list) else frozenset()
+    return StaffPrincipal(hub=hub, subject=str(claims["sub"]), roles=roles)

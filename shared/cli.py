@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,7 +28,10 @@ def main(
     create_app: Callable[[SettingsT], FastAPI],
     migrations_dir: Path,
     metadata: MetaData,
+    commands: Mapping[str, Callable[[SettingsT, Sequence[str]], int | str]] | None = None,
 ) -> None:
+    """Runs the command of `sys.argv`; `commands` adds a service's own (name → function of settings and
+    the remaining arguments, returning an exit status or a message)."""
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
     settings = settings_type()
     configure_logging(service, level=settings.log_level, json=settings.log_json)
@@ -49,8 +52,11 @@ def main(
         )
     elif command == "outbox":
         sys.exit(_outbox(service, settings, metadata, sys.argv[2:]))
+    elif commands and command in commands:
+        sys.exit(commands[command](settings, sys.argv[2:]))
     else:
-        sys.exit(f"usage: python -m services.{service} [serve|migrate|outbox parked|outbox requeue ID…]")
+        own = "".join(f"|{name} …" for name in commands or {})
+        sys.exit(f"usage: python -m services.{service} [serve|migrate|outbox parked|outbox requeue ID…{own}]")
 
 
 def _outbox(service: str, settings: CommonSettings, metadata: MetaData, args: Sequence[str]) -> int | str:

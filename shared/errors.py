@@ -62,6 +62,16 @@ def sqlstate(error: BaseException) -> str | None:
     return None
 
 
+def constraint(error: BaseException) -> str | None:
+    """The name of the constraint a database error broke (a unique key, say), when the driver tells."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        for cause in (error.orig, error.orig.__cause__):
+            name = getattr(cause, "constraint_name", None)
+            if isinstance(name, str):
+                return name
+    return None
+
+
 def classify(error: BaseException) -> Outcome:
     if isinstance(error, PermanentError | ValidationError):
         return Outcome.POISON

@@ -209,8 +209,14 @@ _FIELD_MESSAGES = {
     "katakana": N_("Write the reading in full-width katakana"),
     "phone": N_("Enter a phone number: digits, with hyphens, spaces or a leading + if you like"),
     "unknown_hub": N_("There is no such hub"),
+    "open_hours_slot": N_(
+        "Choose an Open Hours slot: a weekday that is not a public holiday, at 10:00 or 11:00 Japan time"
+    ),
+    "open_hours_only": N_("Only an Open Hours consultation has a slot"),
 }
 _INVALID_EMAIL = N_("Enter a valid email address")
+TOO_MANY_REQUESTS = N_("Too many requests from your address; please try again in a little while")
+"""The gateway's 429 (deploy/local/stack/gateway.py renders it into nginx's configuration)."""
 _INVALID_VALUE = N_("The value is not valid")
 
 
@@ -377,6 +383,24 @@ def install_correlation(app: FastAPI) -> None:
             correlation_id.reset(token)
         response.headers[CORRELATION_HEADER] = value
         return response
+
+
+def staff_may(key: auth.PublicKey, action: auth.Action) -> Callable[..., Awaitable[auth.StaffPrincipal]]:
+    """A FastAPI dependency: the staff member behind the bearer token (401 without one), whose roles allow
+    `action` (403 otherwise). The route still answers 404 for another hub's records before anything else."""
+    authenticated = staff_principal(key)
+
+    async def dependency(request: Request) -> auth.StaffPrincipal:
+        principal = await authenticated(request)
+        hub = request.path_params.get("hub")
+        if hub is not None and hub != principal.hub:
+            # Another hub's staff learn nothing, not even that the hub or the consultation exists.
+            raise not_found("Not found")
+        if not principal.may(action):
+            raise Problem(403, "forbidden", "Your role at this hub does not allow this")
+        return principal
+
+    return dependency
 
 
 def staff_principal(key: auth.PublicKey) -> Callable[..., Awaitable[auth.StaffPrincipal]]:

@@ -124,9 +124,8 @@ def stack_topics() -> None:
 def stack_gateway_config() -> None:
     """Regenerate the gateway's files for Compose and Kubernetes: nginx.conf from the routes the local
     gateway uses, openapi.json from the services' own documents."""
-    files = gateway.cluster_files()
     for directory in gateway.CLUSTER_DIRS:
-        for name, content in files.items():
+        for name, content in gateway.cluster_files(directory).items():
             (directory / name).write_text(content, encoding="utf-8")
             err.print(f"wrote {directory / name}")
 
@@ -185,8 +184,12 @@ def _print_run(inst: stack.Instance, report: SeedReport | None) -> None:
         f"  {'logs':<10} {inst.logs}",
     ]
     if report is not None:
+        from deploy.local.seed import DEMO_PASSWORD
+
         lines.append("[bold]staff tokens[/] (Authorization: Bearer <token>)")
         lines += [f"  {hub:<10} {token}" for hub, token in report.tokens.items()]
+        lines.append(f"[bold]staff accounts[/] (POST {origin}/v1/staff/sessions; password {DEMO_PASSWORD})")
+        lines += [f"  {hub:<10} {email:<28} {roles}" for hub, email, roles in report.accounts]
         lines.append(f"[bold]demo data[/]: {report.supporters} supporters, {len(report.consultations)} consultations")
         lines += [f"  {origin}/v1/hubs/{hub}/consultations/{cid}" for hub, cid in report.consultations]
     for line in lines:

@@ -120,9 +120,27 @@ CONSULTATIONS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+DEMO_PASSWORD = "hubnet-demo-password"
+"""The demo staff accounts' password: a local stack's only; deployments open accounts with
+`python -m services.intake staff-add` or a hub admin's `POST /v1/hubs/{hub}/staff`."""
+
+# (local part, display name, roles): one person per role at each demo hub.
+STAFF: tuple[tuple[str, str, list[str]], ...] = (
+    ("admin", "窓口 管理者", ["hub_admin"]),
+    ("screener", "常勤 サポーター", ["screener"]),
+    ("expert", "非常勤 サポーター", ["expert_supporter"]),
+    ("analyst", "集計 担当", ["analyst"]),
+)
+
+
+def staff_email(local: str, hub: str) -> str:
+    return f"{local}@{hub}.example.jp"
+
+
 @dataclass
 class SeedReport:
     tokens: dict[str, str] = field(default_factory=dict)
+    accounts: list[tuple[str, str, str]] = field(default_factory=list)  # hub, email, roles
     supporters: int = 0
     consultations: list[tuple[str, str]] = field(default_factory=list)
 
@@ -144,6 +162,15 @@ async def seed(env: Mapping[str, str]) -> SeedReport:
                 )
                 response.raise_for_status()
                 report.supporters += 1
+            for local, name, roles in STAFF:
+                email = staff_email(local, hub)
+                account = {"email": email, "display_name": name, "roles": roles, "password": DEMO_PASSWORD}
+                response = await client.post(
+                    f"{env['HUBNET_INTAKE_URL']}/v1/hubs/{hub}/staff", json=account, headers=headers
+                )
+                if response.status_code != 409:  # opened by an earlier run
+                    response.raise_for_status()
+                report.accounts.append((hub, email, ", ".join(roles)))
         for number, (hub, body) in enumerate(CONSULTATIONS, start=1):
             response = await client.post(
                 f"{env['HUBNET_INTAKE_URL']}/v1/hubs/{hub}/consultations",

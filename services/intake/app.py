@@ -24,10 +24,14 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         link_ttl=timedelta(days=settings.applicant_link_ttl_days),
         on_commit=runtime.wake_relay,
     )
+    verification_key = auth.verification_key(settings)
+    private = settings.auth_private_key.get_secret_value() if settings.auth_private_key else None
     router = api.create_router(
         submissions,
         sessions=runtime.sessions,
-        auth_key=auth.verification_key(settings),
+        auth_key=verification_key,
+        signing_key=auth.issuer_key(private, settings.auth_private_key_file, verified_with=verification_key),
+        token_ttl=timedelta(hours=settings.staff_token_ttl_hours),
         public_url=settings.public_url,
     )
     the_portal = portal.Portal(

@@ -5,25 +5,31 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake import domain, repository
+from services.intake import domain, repository, tables
 from shared import outbox
 from shared.contract.consultation import (
     APPLICANT,
     Attachment,
     Consents,
     ConsentsChanged,
+    ConsultationClosed,
+    ConsultationEvent,
+    ConsultationScreened,
     ConsultationSubmitted,
     ConsultationSupplemented,
     ConsultationWithdrawn,
+    NoteAdded,
+    NotePersonal,
     SupplementPersonal,
     WithdrawalReason,
 )
+from shared.contract.vocabulary import Outcome, OutOfScopeReason, ScreeningDecision
 
 
 def new_link_token() -> str:
@@ -41,6 +47,10 @@ class IdempotencyKey:
 
     key: str
     request_sha256: str
+
+
+class SlotTaken(Exception):
+    """The Open Hours slot is already booked at the hub."""
 
 
 class IdempotencyKeyReused(Exception):
@@ -63,6 +73,7 @@ async def submit_consultation(
         earlier = await earlier_submission(session, submitted.hub, idempotency_key)
         if earlier is not None:
             return earlier, False
+    submitted = await flag_likely_duplicates(session, submitted)
     await repository.save_submitted(
         session,
         submitted,
@@ -89,6 +100,17 @@ async def submit_consultation(
     return submitted.consultation_id, True
 
 
+async def flag_likely_duplicates(session: AsyncSession, submitted: ConsultationSubmitted) -> ConsultationSubmitted:
+    """The consultation with the hub's likely duplicates of it named: within 30 days, the same corporate
+    number or email, the same product. Flagged for staff to judge; it is accepted and stored all the same."""
+    product = domain.Product(submitted.product_name, submitted.product_kind.value)
+    earlier = await repository.recent_from_the_same_applicant(
+        session, submitted, since=submitted.submitted_at - domain.DUPLICATE_WINDOW
+    )
+    duplicates = tuple(found for found, other in earlier if domain.same_product(product, other))
+    return submitted.model_copy(update={"possible_duplicates": duplicates}) if duplicates else submitted
+
+
 async def issue_link(session: AsyncSession, consultation_id: uuid.UUID, *, ttl: timedelta) -> str:
     """A further link to a consultation's page (the answer to a repeated submission, say): its token."""
     token = new_link_token()
@@ -99,6 +121,14 @@ async def issue_link(session: AsyncSession, consultation_id: uuid.UUID, *, ttl: 
 
 async def reference_of(session: AsyncSession, consultation_id: uuid.UUID) -> str | None:
     return await repository.reference_of(session, consultation_id)
+
+
+async def revoke_links(session: AsyncSession, *, hub: str, consultation_id: uuid.UUID) -> int | None:
+    """Every applicant link of the consultation stops opening it: how many were live; None when the hub
+    has no such consultation."""
+    if await repository.get_for_update(session, hub, consultation_id) is None:
+        return None
+    return await repository.revoke_links(session, consultation_id, datetime.now(UTC))
 
 
 async def earlier_submission(session: AsyncSession, hub: str, idempotency_key: IdempotencyKey) -> uuid.UUID | None:
@@ -113,6 +143,27 @@ async def earlier_submission(session: AsyncSession, hub: str, idempotency_key: I
     return consultation_id
 
 
+async def _apply(
+    session: AsyncSession,
+    hub: str,
+    consultation_id: uuid.UUID,
+    change: Callable[[domain.Consultation, datetime], domain.Consultation],
+    event: Callable[[domain.Consultation, datetime], ConsultationEvent],
+    correlation_id: uuid.UUID,
+) -> domain.Consultation | None:
+    """A staff or applicant command: the consultation locked, changed by the domain rule (which raises
+    `domain.NotAllowed`), stored, and its event staged, all in the caller's transaction. None when the hub
+    has no such consultation."""
+    consultation = await repository.get_for_update(session, hub, consultation_id)
+    if consultation is None:
+        return None
+    now = datetime.now(UTC)
+    changed = change(consultation, now)
+    await repository.save_status(session, changed)
+    await outbox.stage(session, event(changed, now), hub=hub, correlation_id=correlation_id)
+    return changed
+
+
 async def withdraw_consultation(
     session: AsyncSession,
     *,
@@ -122,21 +173,91 @@ async def withdraw_consultation(
     recorded_by: str,
     correlation_id: uuid.UUID,
 ) -> domain.Consultation | None:
-    """None when the hub has no such consultation; raises `domain.AlreadyWithdrawn`."""
+    return await _apply(
+        session,
+        hub,
+        consultation_id,
+        domain.withdraw,
+        lambda _, at: ConsultationWithdrawn(
+            consultation_id=consultation_id, withdrawn_at=at, reason=reason, recorded_by=recorded_by
+        ),
+        correlation_id,
+    )
+
+
+async def screen_consultation(
+    session: AsyncSession,
+    *,
+    hub: str,
+    consultation_id: uuid.UUID,
+    decision: ScreeningDecision,
+    reason: OutOfScopeReason | None,
+    recorded_by: str,
+    correlation_id: uuid.UUID,
+) -> domain.Consultation | None:
+    return await _apply(
+        session,
+        hub,
+        consultation_id,
+        lambda consultation, at: domain.screen(consultation, decision, reason, at),
+        lambda screened, at: ConsultationScreened(
+            consultation_id=consultation_id,
+            screened_at=at,
+            decision=decision,
+            reason=screened.out_of_scope_reason,
+            recorded_by=recorded_by,
+        ),
+        correlation_id,
+    )
+
+
+async def close_consultation(
+    session: AsyncSession,
+    *,
+    hub: str,
+    consultation_id: uuid.UUID,
+    outcome: Outcome,
+    recorded_by: str,
+    correlation_id: uuid.UUID,
+) -> domain.Consultation | None:
+    return await _apply(
+        session,
+        hub,
+        consultation_id,
+        lambda consultation, at: domain.close(consultation, outcome, at),
+        lambda _, at: ConsultationClosed(
+            consultation_id=consultation_id, closed_at=at, outcome=outcome, recorded_by=recorded_by
+        ),
+        correlation_id,
+    )
+
+
+async def add_note(
+    session: AsyncSession,
+    *,
+    hub: str,
+    consultation_id: uuid.UUID,
+    text: str,
+    recorded_by: str,
+    correlation_id: uuid.UUID,
+) -> uuid.UUID | None:
+    """A note in any state; None when the hub has no such consultation."""
     consultation = await repository.get_for_update(session, hub, consultation_id)
     if consultation is None:
         return None
-    withdrawn = domain.withdraw(consultation, datetime.now(UTC))
-    await repository.save_status(session, withdrawn)
-    assert withdrawn.withdrawn_at is not None
-    event = ConsultationWithdrawn(
+    note = tables.Note(
+        id=uuid.uuid4(), consultation_id=consultation_id, noted_at=datetime.now(UTC), recorded_by=recorded_by, text=text
+    )
+    await repository.save_note(session, note)
+    event = NoteAdded(
         consultation_id=consultation_id,
-        withdrawn_at=withdrawn.withdrawn_at,
-        reason=reason,
+        note_id=note.id,
+        noted_at=note.noted_at,
         recorded_by=recorded_by,
+        personal=NotePersonal(text=text),
     )
     await outbox.stage(session, event, hub=hub, correlation_id=correlation_id)
-    return withdrawn
+    return note.id
 
 
 async def supplement_consultation(

@@ -5,9 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Final, Literal, Self, TypeVar
+from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, create_model, model_validator
+import holidays
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    create_model,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from services.intake import domain
@@ -56,6 +68,15 @@ class CoResearcherInput(BaseModel):
     affiliation: SingleLineText | None = Field(default=None, max_length=300)
 
 
+CONTACT_NAMED: Final[list[JsonValue]] = [
+    {"required": ["contact_name"], "properties": {"contact_name": {"type": "string"}}},
+    {
+        "required": ["family_name", "given_name"],
+        "properties": {"family_name": {"type": "string"}, "given_name": {"type": "string"}},
+    },
+]
+
+
 class ConsultationRequest(BaseModel):
     """What an applicant sends; the hub comes from the path, the id and time from intake.
 
@@ -67,15 +88,7 @@ class ConsultationRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         # The one rule over several fields, stated for clients and generated tests: a contact person named.
-        json_schema_extra={
-            "anyOf": [
-                {"required": ["contact_name"], "properties": {"contact_name": {"type": "string"}}},
-                {
-                    "required": ["family_name", "given_name"],
-                    "properties": {"family_name": {"type": "string"}, "given_name": {"type": "string"}},
-                },
-            ]
-        },
+        json_schema_extra={"anyOf": CONTACT_NAMED},
     )
 
     language: Language = Language.JA
@@ -116,15 +129,66 @@ class ConsultationRequest(BaseModel):
         return f"{self.family_name} {self.given_name}"
 
 
-def request_model(hub_ids: Sequence[str]) -> type[ConsultationRequest]:
-    """`ConsultationRequest` whose `share_with` lists the configured hubs, so that the OpenAPI names them."""
+M = TypeVar("M", bound=ConsultationRequest)
+
+
+def request_model(hub_ids: Sequence[str], base: type[M]) -> type[M]:
+    """`base` whose `share_with` lists the configured hubs, so that the OpenAPI names them."""
     hub_id = Literal[tuple(hub_ids)]  # type: ignore[valid-type]
     return create_model(
-        "ConsultationRequest",
-        __base__=ConsultationRequest,
-        __doc__=ConsultationRequest.__doc__,
+        base.__name__,
+        __base__=base,
+        __doc__=base.__doc__,
         share_with=(list[hub_id] | None, Field(default=None, max_length=len(hub_ids))),  # type: ignore[valid-type,arg-type]
     )
+
+
+JAPAN: Final = ZoneInfo("Asia/Tokyo")
+_HOLIDAYS: Final = holidays.country_holidays("JP")
+
+
+def open_hours_slot_problem(slot: datetime) -> str | None:
+    """Why `slot` is not an Open Hours slot (a weekday that is not a public holiday, at 10:00 or 11:00
+    Japan time), or None when it is one."""
+    local = slot.astimezone(JAPAN)
+    if local.weekday() >= 5 or local.date() in _HOLIDAYS:
+        return "Open Hours are held on weekdays that are not public holidays"
+    if (local.hour, local.minute) not in domain.OPEN_HOURS_TIMES or local.second or local.microsecond:
+        return "Open Hours slots start at 10:00 or 11:00 Japan time"
+    return None
+
+
+class StaffEntryRequest(ConsultationRequest):
+    """A consultation a staff member enters: received by phone, by email, at an event, or booked for Open
+    Hours (then `open_hours_slot` is the slot, and no documents are needed)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        # A slot with Open Hours, and only then (its weekday and hour are checked beyond the schema).
+        json_schema_extra={
+            "anyOf": CONTACT_NAMED,
+            "if": {"properties": {"channel": {"const": "open_hours"}}, "required": ["channel"]},
+            "then": {"required": ["open_hours_slot"], "properties": {"open_hours_slot": {"type": "string"}}},
+            "else": {"properties": {"open_hours_slot": {"type": "null"}}},
+        },
+    )
+
+    channel: Literal[Channel.PHONE, Channel.EMAIL, Channel.EVENT, Channel.OPEN_HOURS]
+    open_hours_slot: AwareDatetime | None = Field(
+        default=None, description="With channel `open_hours`: the slot, a weekday at 10:00 or 11:00 Japan time"
+    )
+
+    @model_validator(mode="after")
+    def _slot(self) -> Self:
+        if self.channel is Channel.OPEN_HOURS:
+            if self.open_hours_slot is None:
+                raise _field_error("open_hours_slot", "missing", "An Open Hours entry needs its slot")
+            problem = open_hours_slot_problem(self.open_hours_slot)
+            if problem is not None:
+                raise _field_error("open_hours_slot", "open_hours_slot", problem)
+        elif self.open_hours_slot is not None:
+            raise _field_error("open_hours_slot", "open_hours_only", "Only an Open Hours entry has a slot")
+        return self
 
 
 class PortalConsultation(ConsultationRequest):
@@ -166,6 +230,7 @@ def to_submitted(
     attachments: Sequence[Attachment] = (),
     applicant_link_token: str | None = None,
     entered_by: str | None = None,
+    open_hours_slot: datetime | None = None,
 ) -> ConsultationSubmitted:
     consultation_id = uuid.uuid4()
     agreed = consents(request, hubs, hub)
@@ -204,4 +269,5 @@ def to_submitted(
         consents=agreed,
         attachments=tuple(attachments),
         entered_by=entered_by,
+        open_hours_slot=open_hours_slot,
     )

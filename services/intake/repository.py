@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import domain, tables
 from shared.contract.consultation import Attachment, Consents, ConsultationSubmitted
+from shared.contract.vocabulary import Outcome, OutOfScopeReason, ScreeningDecision
 
 
 def _to_domain(row: tables.Consultation) -> domain.Consultation:
@@ -20,6 +21,11 @@ def _to_domain(row: tables.Consultation) -> domain.Consultation:
         submitted_at=row.submitted_at,
         status=domain.Status(row.status),
         withdrawn_at=row.withdrawn_at,
+        screened_at=row.screened_at,
+        screening_decision=ScreeningDecision(row.screening_decision) if row.screening_decision else None,
+        out_of_scope_reason=OutOfScopeReason(row.out_of_scope_reason) if row.out_of_scope_reason else None,
+        closed_at=row.closed_at,
+        outcome=Outcome(row.outcome) if row.outcome else None,
     )
 
 
@@ -65,6 +71,8 @@ async def save_submitted(
             given_name_kana=personal.given_name_kana,
             co_researchers=[person.model_dump(mode="json") for person in personal.co_researchers],
             entered_by=submitted.entered_by,
+            open_hours_slot=submitted.open_hours_slot,
+            possible_duplicates=list(submitted.possible_duplicates) or None,
         )
     )
     await session.flush()
@@ -161,8 +169,31 @@ async def save_status(session: AsyncSession, consultation: domain.Consultation) 
     await session.execute(
         update(tables.Consultation)
         .where(tables.Consultation.id == consultation.id)
-        .values(status=consultation.status.value, withdrawn_at=consultation.withdrawn_at)
+        .values(
+            status=consultation.status.value,
+            withdrawn_at=consultation.withdrawn_at,
+            screened_at=consultation.screened_at,
+            screening_decision=consultation.screening_decision,
+            out_of_scope_reason=consultation.out_of_scope_reason,
+            closed_at=consultation.closed_at,
+            outcome=consultation.outcome,
+        )
     )
+
+
+async def save_note(session: AsyncSession, note: tables.Note) -> None:
+    session.add(note)
+    await session.flush()
+
+
+async def staff_account(session: AsyncSession, hub: str, email: str, *, for_update: bool) -> tables.StaffAccount | None:
+    query = select(tables.StaffAccount).where(tables.StaffAccount.hub == hub, tables.StaffAccount.email == email)
+    return await session.scalar(query.with_for_update() if for_update else query)
+
+
+async def save_staff_account(session: AsyncSession, account: tables.StaffAccount) -> None:
+    session.add(account)
+    await session.flush()
 
 
 async def consents_for_update(session: AsyncSession, hub: str, consultation_id: uuid.UUID) -> Consents | None:
@@ -194,3 +225,19 @@ async def save_consents(session: AsyncSession, consultation_id: uuid.UUID, conse
             consent_to_share=bool(consents.share_with),
         )
     )
+
+
+async def recent_from_the_same_applicant(
+    session: AsyncSession, submitted: ConsultationSubmitted, *, since: datetime
+) -> list[tuple[uuid.UUID, domain.Product]]:
+    """The hub's consultations since `since` with the same corporate number or email, and their products."""
+    table = tables.Consultation
+    same = [func.lower(table.email) == str(submitted.personal.email).lower()]
+    if submitted.corporate_number:
+        same.append(table.corporate_number == submitted.corporate_number)
+    rows = await session.execute(
+        select(table.id, table.product_name, table.product_kind)
+        .where(table.hub == submitted.hub, table.submitted_at >= since, or_(*same))
+        .order_by(table.submitted_at)
+    )
+    return [(row.id, domain.Product(row.product_name, row.product_kind)) for row in rows]

@@ -13,10 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake import handlers, record
+from shared import errors
 from shared.contract.consultation import Attachment, ConsultationSubmitted
 from shared.contract.vocabulary import Channel
 from shared.hubs import Hub
 from shared.observability import correlation_id
+
+OPEN_HOURS_SLOT_KEY = "uq_consultations_open_hours_slot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ class Submissions:
         idempotency_key: str | None,
         attachments: Sequence[Attachment] = (),
         entered_by: str | None = None,
+        open_hours_slot: datetime | None = None,
     ) -> Receipt:
         """Store and publish the consultation; `handlers.IdempotencyKeyReused` for a key used with another
         request. A repeated request (same key, same content) answers the first consultation, with a new link."""
@@ -89,6 +93,7 @@ class Submissions:
             attachments=attachments,
             applicant_link_token=token,
             entered_by=entered_by,
+            open_hours_slot=open_hours_slot,
         )
         key = None if idempotency_key is None else handlers.IdempotencyKey(idempotency_key, request_sha256(request))
         consultation_id, created = await self._store(submitted, key)
@@ -112,7 +117,9 @@ class Submissions:
                     idempotency_key=key,
                     link_ttl=self.link_ttl,
                 )
-        except IntegrityError:
+        except IntegrityError as error:
+            if errors.constraint(error) == OPEN_HOURS_SLOT_KEY:
+                raise handlers.SlotTaken(submitted.open_hours_slot) from error
             # A concurrent request with the same key committed first: answer as it was answered.
             if key is None:
                 raise

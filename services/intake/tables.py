@@ -6,7 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, DateTime, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -24,7 +36,12 @@ class Consultation(Base):
     __tablename__ = "consultations"
     __table_args__ = (
         UniqueConstraint("hub", "idempotency_key", name="uq_consultations_idempotency"),
+        # The lookups of likely duplicates: by corporate number, by address, recent first.
+        Index("ix_consultations_corporate_number", "hub", "corporate_number", "submitted_at"),
+        Index("ix_consultations_email", "hub", func.lower(text("email")), "submitted_at"),
         UniqueConstraint("reference", name="uq_consultations_reference"),
+        # One consultation per Open Hours slot and hub.
+        UniqueConstraint("hub", "open_hours_slot", name="uq_consultations_open_hours_slot"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -62,6 +79,44 @@ class Consultation(Base):
     given_name_kana: Mapped[str | None] = mapped_column(Text)
     co_researchers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     entered_by: Mapped[str | None] = mapped_column(Text)
+    open_hours_slot: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Likely duplicates found at submission (revision 0005): flagged, never merged.
+    possible_duplicates: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(Uuid))
+    # Staff commands (revision 0004).
+    screened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    screening_decision: Mapped[str | None] = mapped_column(Text)
+    out_of_scope_reason: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class Note(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
+    noted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_by: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class StaffAccount(Base):
+    """A staff member's own account at one hub: roles there, an argon2 password hash, the lockout state."""
+
+    __tablename__ = "staff_accounts"
+    __table_args__ = (UniqueConstraint("hub", "email", name="uq_staff_accounts_hub_email"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    hub: Mapped[str] = mapped_column(Text)
+    email: Mapped[str] = mapped_column(Text)  # lower-cased
+    display_name: Mapped[str] = mapped_column(Text)
+    roles: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    password_hash: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool]
+    failed_attempts: Mapped[int]
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Attachment(Base):

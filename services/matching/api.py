@@ -7,9 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.matching import domain, handlers, repository
-from shared.auth import PublicKey, StaffPrincipal
+from shared.auth import Action, PublicKey, StaffPrincipal
 from shared.contract.vocabulary import Language, SupportField
-from shared.http import not_found, problems, staff_principal
+from shared.http import problems, staff_may
 
 
 class SupporterBody(BaseModel):
@@ -39,21 +39,18 @@ def _view(supporter: domain.Supporter) -> SupporterView:
 
 def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: PublicKey) -> APIRouter:
     router = APIRouter(prefix="/v1/hubs/{hub}/supporters", tags=["roster"])
-    staff = staff_principal(auth_key)
-
-    def own_hub(hub: str, principal: Annotated[StaffPrincipal, Depends(staff)]) -> str:
-        if principal.hub != hub:
-            raise not_found("Hub '%(hub)s' not found", hub=hub)
-        return hub
+    manage = staff_may(auth_key, Action.MANAGE_ROSTER)
+    read = staff_may(auth_key, Action.READ)
 
     @router.put(
         "/{supporter_id}",
         response_model=SupporterView,
         summary="Register or update a supporter",
-        responses=problems(400, 401, 404, 413, 422),
+        responses=problems(400, 401, 403, 404, 413, 422),
     )
     async def put_supporter(
-        hub: Annotated[str, Depends(own_hub)],
+        hub: str,
+        _: Annotated[StaffPrincipal, Depends(manage)],
         supporter_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")],
         body: SupporterBody,
     ) -> SupporterView:
@@ -72,7 +69,7 @@ def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: Publi
     @router.get(
         "", response_model=list[SupporterView], summary="The hub's supporter roster", responses=problems(401, 404, 422)
     )
-    async def list_supporters(hub: Annotated[str, Depends(own_hub)]) -> list[SupporterView]:
+    async def list_supporters(hub: str, _: Annotated[StaffPrincipal, Depends(read)]) -> list[SupporterView]:
         async with sessions() as session:
             return [_view(s) for s in await repository.list_supporters(session, hub)]
 

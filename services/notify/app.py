@@ -34,6 +34,7 @@ def create_app(settings: NotifySettings) -> FastAPI:
         hubs=load_hubs(settings),
         deadline=timedelta(seconds=settings.delivery_deadline_s),
         public_url=settings.public_url,
+        per_recipient=(settings.acknowledgements_per_recipient, timedelta(hours=1)),
     )
     runtime.consume(on(ConsultationSubmitted, acknowledge), after_commit=due.set)
     if settings.delivery_sending:

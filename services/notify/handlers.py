@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,9 +33,14 @@ async def acknowledge_consultations(
     hubs: dict[str, Hub],
     deadline: timedelta,
     public_url: str,
+    per_recipient: tuple[int, timedelta],
 ) -> None:
     """Queue each applicant's acknowledgement, in the consultation's language; one insert per batch. It
-    carries the reference (受付番号) and the link to the applicant's own page, when the event has them."""
+    carries the reference (受付番号) and the link to the applicant's own page, when the event has them.
+
+    `per_recipient` (count, window) limits acknowledgements to one address: the form cannot be used to
+    flood someone's mailbox. One over the limit is recorded as suppressed and never sent (two batches
+    applied side by side may each let one more through: at most one per consumer lane)."""
     deliveries = []
     for event in events:
         submitted = event.data
@@ -65,6 +71,18 @@ async def acknowledge_consultations(
                 body=rendered.body,
             )
         )
+    limit, window = per_recipient
+    recipients = [delivery.recipient for delivery in deliveries]
+    recent = await repository.recent_counts(
+        session, domain.ACKNOWLEDGEMENT, recipients, since=datetime.now(UTC) - window
+    )
+    suppressed = domain.over_limit(recent, recipients, limit=limit)
+    if any(suppressed):
+        log.warning("%d acknowledgements over the per-recipient limit, suppressed", sum(suppressed))
+    deliveries = [
+        replace(delivery, status=domain.DeliveryStatus.SUPPRESSED) if over else delivery
+        for delivery, over in zip(deliveries, suppressed, strict=True)
+    ]
     await repository.save_all(session, deliveries, deadline=deadline)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, text, update
+from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import domain, tables
@@ -49,13 +49,31 @@ async def save_all(session: AsyncSession, deliveries: Sequence[domain.Delivery],
                 "recipient": d.recipient,
                 "subject": d.subject,
                 "body": d.body,
-                "status": domain.DeliveryStatus.PENDING.value,
+                "status": d.status.value,
                 "deadline_at": datetime.now(UTC) + deadline,
             }
             for d in deliveries
         ],
         conflict=("cause_event_id", "template"),
     )
+
+
+async def recent_counts(
+    session: AsyncSession, template: str, recipients: Sequence[str], *, since: datetime
+) -> dict[str, int]:
+    """How many messages of `template` each recipient was given (sent or on the way) since `since`."""
+    table = tables.Delivery
+    rows = await session.execute(
+        select(table.recipient, func.count())
+        .where(
+            table.recipient.in_(set(recipients)),
+            table.template == template,
+            table.created_at >= since,
+            table.status != domain.DeliveryStatus.SUPPRESSED.value,
+        )
+        .group_by(table.recipient)
+    )
+    return dict(rows.tuples().all())
 
 
 def _to_domain(row: Row[tuple[object, ...]]) -> domain.Delivery:

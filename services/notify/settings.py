@@ -27,6 +27,8 @@ class NotifySettings(CommonSettings):
     delivery_lease_s: float = 60.0
     # Claimed deliveries wait their turn under the same lease: keep claim_size × smtp_timeout_s well below it.
     delivery_claim_size: int = 1
+    # Acknowledgements one address may receive per hour; more are recorded as suppressed, not sent.
+    acknowledgements_per_recipient: int = 5
 
     @property
     def http_port(self) -> int:

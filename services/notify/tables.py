@@ -24,6 +24,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("cause_event_id", "template", name="uq_deliveries_cause_template"),
         Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status IN ('pending', 'sending')")),
+        # Recent messages to one address (the per-recipient limit on acknowledgements).
+        Index("ix_deliveries_recipient_created", "recipient", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

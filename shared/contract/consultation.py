@@ -18,8 +18,11 @@ from shared.contract.vocabulary import (
     EmailAddress,
     Language,
     MeetingFormat,
+    Outcome,
+    OutOfScopeReason,
     Prefecture,
     ProductKind,
+    ScreeningDecision,
     SupportField,
 )
 
@@ -123,6 +126,14 @@ class ConsultationSubmitted(ConsultationEvent):
     entered_by: str | None = Field(
         default=None, description="The staff member who entered it (phone, email, event, Open Hours)"
     )
+    open_hours_slot: datetime | None = Field(
+        default=None, description="The Open Hours slot booked (a weekday, 10:00 or 11:00 Japan time)"
+    )
+    possible_duplicates: tuple[uuid.UUID, ...] = Field(
+        default=(),
+        description="Earlier consultations at the hub within 30 days with the same corporate number or email "
+        "and the same product: flagged for staff, never merged",
+    )
 
 
 WithdrawalReason = Literal["applicant_request", "duplicate", "other"]
@@ -211,3 +222,39 @@ class DeliveryFailed(ConsultationEvent):
     attempts: int = Field(ge=1)
     permanent: bool = Field(description="Refused outright (e.g. SMTP 5xx), not timed out after retries")
     reason: str = Field(max_length=500, description="The last error's type and code, never its values")
+
+
+class ConsultationScreened(ConsultationEvent):
+    """A full-time supporter screened it (相談内容精査): taken on, or out of scope with a reason code."""
+
+    event_type: ClassVar[str] = "hubnet.consultation.screened.v1"
+
+    screened_at: datetime
+    decision: ScreeningDecision
+    reason: OutOfScopeReason | None = Field(default=None, description="With `out_of_scope`: why")
+    recorded_by: str = Field(min_length=1)
+
+
+class NotePersonal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class NoteAdded(ConsultationEvent):
+    """A staff member's note on the record; its text may name people, so it sits under `personal`."""
+
+    event_type: ClassVar[str] = "hubnet.consultation.note_added.v1"
+
+    note_id: uuid.UUID
+    noted_at: datetime
+    recorded_by: str = Field(min_length=1)
+    personal: NotePersonal
+
+
+class ConsultationClosed(ConsultationEvent):
+    event_type: ClassVar[str] = "hubnet.consultation.closed.v1"
+
+    closed_at: datetime
+    outcome: Outcome
+    recorded_by: str = Field(min_length=1)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from shared.contract.consultation import (
     ConsentsChanged,
+    ConsultationClosed,
+    ConsultationScreened,
     ConsultationSubmitted,
     ConsultationSupplemented,
     ConsultationWithdrawn,
     DeliveryFailed,
     MatchProposed,
+    NoteAdded,
     NotificationSent,
 )
 from shared.contract.envelope import EventData
@@ -20,6 +23,9 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         ConsultationWithdrawn,
         ConsultationSupplemented,
         ConsentsChanged,
+        ConsultationScreened,
+        NoteAdded,
+        ConsultationClosed,
         MatchProposed,
         NotificationSent,
         DeliveryFailed,

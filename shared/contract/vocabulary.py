@@ -144,6 +144,31 @@ class Prefecture(StrEnum):
     OKINAWA = "47"
 
 
+class ScreeningDecision(StrEnum):
+    ACCEPTED = "accepted"  # the hub takes it on
+    OUT_OF_SCOPE = "out_of_scope"
+
+
+class OutOfScopeReason(StrEnum):
+    """Why a hub does not take a consultation on (reason codes for reports)."""
+
+    NOT_HEALTHCARE = "not_healthcare"
+    BETTER_AT_ANOTHER_HUB = "better_at_another_hub"
+    INSUFFICIENT_INFORMATION = "insufficient_information"
+    NOT_SUPPORT_SCOPE = "not_support_scope"
+    OTHER = "other"
+
+
+class Outcome(StrEnum):
+    """How a handled consultation ended."""
+
+    ADVICE_GIVEN = "advice_given"
+    MATCHED_WITH_EXPERT = "matched_with_expert"
+    REFERRED = "referred"
+    NO_RESPONSE = "no_response"
+    OTHER = "other"
+
+
 CORPORATE_NUMBER_PATTERN = r"^[1-9][0-9]{12}$"
 
 

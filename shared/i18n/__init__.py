@@ -31,8 +31,11 @@ from shared.contract.vocabulary import (
     DevelopmentStage,
     Language,
     MeetingFormat,
+    Outcome,
+    OutOfScopeReason,
     Prefecture,
     ProductKind,
+    ScreeningDecision,
     SupportField,
 )
 
@@ -94,6 +97,24 @@ LABELS: dict[type[StrEnum], dict[StrEnum, str]] = {
         MeetingFormat.ONLINE: N_("Online"),
         MeetingFormat.IN_PERSON: N_("In person"),
         MeetingFormat.OPEN_HOURS: N_("Open Hours (weekdays 10:00 or 11:00, no documents needed)"),
+    },
+    ScreeningDecision: {
+        ScreeningDecision.ACCEPTED: N_("Accepted for handling"),
+        ScreeningDecision.OUT_OF_SCOPE: N_("Out of scope"),
+    },
+    OutOfScopeReason: {
+        OutOfScopeReason.NOT_HEALTHCARE: N_("Not a healthcare matter"),
+        OutOfScopeReason.BETTER_AT_ANOTHER_HUB: N_("Better handled by another hub"),
+        OutOfScopeReason.INSUFFICIENT_INFORMATION: N_("Not enough information"),
+        OutOfScopeReason.NOT_SUPPORT_SCOPE: N_("Outside the support this hub offers"),
+        OutOfScopeReason.OTHER: N_("Other"),
+    },
+    Outcome: {
+        Outcome.ADVICE_GIVEN: N_("Advice given"),
+        Outcome.MATCHED_WITH_EXPERT: N_("Matched with an expert"),
+        Outcome.REFERRED: N_("Referred to another hub"),
+        Outcome.NO_RESPONSE: N_("No response from the applicant"),
+        Outcome.OTHER: N_("Other"),
     },
     # TRANSLATORS: the prefectures' names, as an address writes them (北海道, 東京都, 京都府, 青森県).
     Prefecture: {

@@ -125,7 +125,9 @@ async def test_applicant_submits_through_form_confirmation_and_completion_and_it
         return mails_about(stack.maildir, listed["id"])
 
     [mail] = await wait_for(mailed, timeout=15, what="the acknowledgement email")
-    body = mail.get_payload(decode=True).decode(mail.get_content_charset() or "utf-8")
+    payload = mail.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode(mail.get_content_charset() or "utf-8")
     assert reference in body
     [link] = re.findall(r"^https?://\S+/portal/my/\S+$", body, flags=re.MULTILINE)
     await page.goto(link)

@@ -120,6 +120,7 @@ def service_settings(infra: Infra, database_url: str, hub: TestHub) -> dict[str,
         "consumer_group_suffix": hub.group_suffix,
         "hubs_file": hub.hubs_file,
         "auth_public_key_file": infra.env["HUBNET_AUTH_PUBLIC_KEY_FILE"],
+        "auth_private_key_file": infra.env["HUBNET_AUTH_PRIVATE_KEY_FILE"],  # intake issues tokens at sign-in
         "outbox_poll_interval_s": 0.05,
         "consumer_retry_backoff_s": 0.05,
         "log_json": False,

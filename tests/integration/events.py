@@ -31,7 +31,10 @@ def submitted(hub: str, consultation_id: uuid.UUID | None = None, *, language: L
         product_kind=ProductKind.SAMD,
         development_stage=DevelopmentStage.CLINICAL,
         topics=(SupportField.REGULATION,),
-        personal=ApplicantPersonal(contact_name="山田 花子", email="hanako@example.jp", body="相談内容"),
+        # One applicant per consultation, as in life (notify limits acknowledgements per address).
+        personal=ApplicantPersonal(
+            contact_name="山田 花子", email=f"hanako-{consultation_id.hex[:12]}@example.jp", body="相談内容"
+        ),
     )
     return new_envelope(data, source="/hubnet/intake", hub=hub, subject=str(consultation_id))
 

@@ -26,25 +26,26 @@ def _free_port() -> int:
 async def test_service_serves_with_the_placeholder_key_when_environment_is_local(
     infra: Infra, database_url: str, tmp_path: Path
 ) -> None:
+    """A verifier (reporting); intake, the issuer, would need the placeholder's private half, which nobody has."""
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("HUBNET_")}
     env |= {
         "HUBNET_DATABASE_URL": database_url,
         "HUBNET_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
-        "HUBNET_INTAKE_PORT": str(port),
+        "HUBNET_REPORTING_PORT": str(port),
         "HUBNET_AUTH_PUBLIC_KEY_FILE": str(PLACEHOLDER),
         "HUBNET_ENVIRONMENT": "local",
         "HUBNET_LOG_JSON": "false",
     }
-    log = tmp_path / "intake.log"
+    log = tmp_path / "reporting.log"
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.intake", "serve", env=env, cwd=ROOT, stdout=output, stderr=output
+            sys.executable, "-m", "services.reporting", "serve", env=env, cwd=ROOT, stdout=output, stderr=output
         )
 
     async def serving() -> bool:
         if process.returncode is not None:
-            raise AssertionError(f"intake exited {process.returncode}:\n{log.read_text(encoding='utf-8')}")
+            raise AssertionError(f"reporting exited {process.returncode}:\n{log.read_text(encoding='utf-8')}")
         try:
             async with httpx.AsyncClient(timeout=2) as client:
                 return (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
@@ -52,7 +53,7 @@ async def test_service_serves_with_the_placeholder_key_when_environment_is_local
             return False
 
     try:
-        await wait_for(serving, timeout=60, interval=0.2, what="intake serving with the placeholder key")
+        await wait_for(serving, timeout=60, interval=0.2, what="reporting serving with the placeholder key")
     finally:
         if process.returncode is None:
             process.terminate()

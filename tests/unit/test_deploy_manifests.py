@@ -19,7 +19,7 @@ from services.intake.settings import IntakeSettings
 from services.matching.settings import MatchingSettings
 from services.notify.settings import NotifySettings
 from services.reporting.settings import ReportingSettings
-from shared.auth import PRIVATE_KEY_VAR, KeyRefused, PrivateKey, public_pem, verification_key
+from shared.auth import PRIVATE_KEY_VAR, KeyRefused, PrivateKey, private_pem, public_pem, verification_key
 from shared.contract.topics import PLATFORM_CONSUMER_GROUPS, all_topics, consultations, dead_letter
 from shared.hubs import DEFAULT_HUBS
 from shared.settings import CommonSettings
@@ -270,8 +270,11 @@ def test_every_referenced_config_map_secret_and_key_exists() -> None:
             assert ref["key"] in _config_keys("Secret", ref["name"])
 
 
+ISSUERS = ("intake",)  # signs staff tokens at sign-in
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_every_service_gets_the_staff_token_public_key_and_nothing_to_sign_with(service: str) -> None:
+def test_every_service_gets_the_staff_token_public_key_and_only_the_issuer_a_key_to_sign_with(service: str) -> None:
     spec = _compose()[service]
     [compose] = _documents(COMPOSE / "compose.yaml")
     key_file = _env_file(COMPOSE / "hubnet.env")["HUBNET_AUTH_PUBLIC_KEY_FILE"]
@@ -280,8 +283,18 @@ def test_every_service_gets_the_staff_token_public_key_and_nothing_to_sign_with(
     assert (COMPOSE / compose["secrets"][secret]["file"]).is_file()
     assert {"HUBNET_AUTH_PUBLIC_KEY", "HUBNET_AUTH_PUBLIC_KEY_FILE"} & _env_names(_main_container(service))
     received = [_compose_env(spec)] + [_env_names(container) for container in _containers(_pod(service))]
+    main = _main_container(service)
+    signers = [
+        names
+        for names in [_compose_env(spec)] + [_env_names(c) for c in _containers(_pod(service))]
+        if any(name.startswith(PRIVATE_KEY_VAR) for name in names)
+    ]
+    if service in ISSUERS:  # its serving container, in compose and in Kubernetes, and nothing else
+        assert signers == [_compose_env(spec), _env_names(main)]
+        assert "staff-token-private-key" in spec["secrets"]
+    else:
+        assert signers == [], "only the issuer signs"
     for names in received:
-        assert not {name for name in names if name.startswith(PRIVATE_KEY_VAR)}, "only the issuer signs"
         assert "HUBNET_ENVIRONMENT" not in names, "a deployment is never the local stack"
 
 
@@ -433,8 +446,8 @@ def test_compose_migrates_every_schema_and_creates_the_contract_topics() -> None
 
 
 def test_committed_gateway_files_are_the_generated_ones() -> None:
-    for name, content in gateway.cluster_files().items():
-        for directory in gateway.CLUSTER_DIRS:
+    for directory in gateway.CLUSTER_DIRS:
+        for name, content in gateway.cluster_files(directory).items():
             assert (directory / name).read_text(encoding="utf-8") == content, (
                 f"{(directory / name).relative_to(ROOT)} is stale: run `hubnet stack gateway-config`"
             )
@@ -451,7 +464,9 @@ def test_gateway_config_sends_every_path_and_method_to_its_owner_and_nginx_accep
             for method, service in methods.items():
                 assert f"{method} {service};" in text.split(f"$api_{index} {{", 1)[1].split("}", 1)[0]
         for prefix, service in gateway.PREFIXES.items():
-            assert f"location {prefix} {{ proxy_pass http://{service}; }}" in text
+            assert re.search(
+                rf"location {re.escape(prefix)} {{ (limit_req [^}}]*; )?proxy_pass http://{service}; }}", text
+            )
     for service in SERVICES:
         assert f"upstream {service} {{ server {service}:{_port(service)}; keepalive 16; }}" in cluster
     (tmp_path / "nginx.conf").write_text(conf, encoding="utf-8")
@@ -498,10 +513,11 @@ def test_kubernetes_ingress_reaches_the_gateway_which_mounts_the_generated_confi
 
 
 def test_gateway_api_table_is_what_the_services_openapi_documents_say() -> None:
-    public_key = public_pem(PrivateKey.generate().public_key())
+    key = PrivateKey.generate()
+    keys = {"auth_public_key": public_pem(key.public_key()), "auth_private_key": private_pem(key)}
     answered: dict[str, dict[str, str]] = {}
     for service, settings in SETTINGS.items():
-        app = importlib.import_module(f"services.{service}.app").create_app(settings(auth_public_key=public_key))
+        app = importlib.import_module(f"services.{service}.app").create_app(settings.model_validate(keys))
         for path, operations in app.openapi()["paths"].items():
             if path.startswith("/v1/"):
                 for method in operations:

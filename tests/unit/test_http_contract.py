@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
@@ -33,7 +34,10 @@ def staff_key() -> auth.PrivateKey:
 @pytest.fixture(scope="module")
 def intake(staff_key: auth.PrivateKey) -> TestClient:
     # No `with`: the lifespan (Kafka, database) is not started; these requests never reach it.
-    return TestClient(create_intake(IntakeSettings(auth_public_key=auth.public_pem(staff_key.public_key()))))
+    settings = IntakeSettings(
+        auth_public_key=auth.public_pem(staff_key.public_key()), auth_private_key=SecretStr(auth.private_pem(staff_key))
+    )
+    return TestClient(create_intake(settings))
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from starlette.types import Message, Scope
 
 from services.intake.app import create_app as create_intake
@@ -23,8 +24,14 @@ LIMIT = 64 * 1024
 @pytest.fixture(scope="module")
 def app() -> FastAPI:
     # No lifespan: nothing here may reach the database or Kafka.
-    key = auth.public_pem(auth.PrivateKey.generate().public_key())
-    return create_intake(IntakeSettings(http_max_body_bytes=LIMIT, auth_public_key=key))
+    key = auth.PrivateKey.generate()
+    return create_intake(
+        IntakeSettings(
+            http_max_body_bytes=LIMIT,
+            auth_public_key=auth.public_pem(key.public_key()),
+            auth_private_key=SecretStr(auth.private_pem(key)),
+        )
+    )
 
 
 @pytest.fixture(scope="module")

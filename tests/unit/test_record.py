@@ -124,3 +124,10 @@ def test_other_files_are_refused_with_a_reason(name: str, data: bytes, code: str
 def test_a_files_name_loses_any_directory_the_client_sent() -> None:
     assert attachments.safe_filename("C:\\Users\\me\\..\\計画.pdf") == "計画.pdf"
     assert attachments.safe_filename("../../etc/passwd\x00.pdf") == "passwd.pdf"
+
+
+def test_the_same_product_is_the_same_name_however_typed_or_the_same_kind_when_unnamed() -> None:
+    assert domain.same_product(domain.Product("ＡＩ 診断", "samd"), domain.Product("ai診断", "drug"))
+    assert not domain.same_product(domain.Product("AI診断", "samd"), domain.Product("見守り", "samd"))
+    assert domain.same_product(domain.Product(None, "samd"), domain.Product("AI診断", "samd"))
+    assert not domain.same_product(domain.Product(None, "samd"), domain.Product(None, "drug"))

@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
@@ -44,10 +44,30 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def test_token_names_hub_and_subject_when_signed_by_the_issuer(issuer: auth.PrivateKey) -> None:
-    token = auth.issue_staff_token(issuer, hub="mediso", subject="sato")
+def test_token_names_hub_subject_and_roles_when_signed_by_the_issuer(issuer: auth.PrivateKey) -> None:
+    token = auth.issue_staff_token(issuer, hub="mediso", subject="sato", roles=[auth.StaffRole.SCREENER])
     assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
-    assert auth.verify_staff_token(issuer.public_key(), token) == auth.StaffPrincipal(hub="mediso", subject="sato")
+    assert auth.verify_staff_token(issuer.public_key(), token) == auth.StaffPrincipal(
+        hub="mediso", subject="sato", roles=frozenset({auth.StaffRole.SCREENER})
+    )
+
+
+def test_roles_a_verifier_does_not_know_are_left_out_never_guessed(issuer: auth.PrivateKey) -> None:
+    now = datetime.now(UTC)
+    claims = {"hub": "mediso", "sub": "sato", "aud": auth.AUDIENCE, "exp": now + timedelta(minutes=5)}
+    token = jwt.encode({**claims, "roles": ["analyst", "superuser"]}, issuer, algorithm=auth.ALGORITHM)
+    assert auth.verify_staff_token(issuer.public_key(), token).roles == {auth.StaffRole.ANALYST}
+    no_roles = jwt.encode(claims, issuer, algorithm=auth.ALGORITHM)
+    assert not auth.verify_staff_token(issuer.public_key(), no_roles).may(auth.Action.READ)
+
+
+def test_intake_refuses_an_issuer_key_that_is_not_the_pair_of_the_verification_key(issuer: auth.PrivateKey) -> None:
+    other = auth.PrivateKey.generate()
+    with pytest.raises(auth.KeyRefused, match="not the pair"):
+        auth.issuer_key(auth.private_pem(other), None, verified_with=issuer.public_key())
+    assert auth.fingerprint(
+        auth.issuer_key(auth.private_pem(issuer), None, verified_with=issuer.public_key()).public_key()
+    ) == auth.fingerprint(issuer.public_key())
 
 
 def test_refuses_token_when_signed_with_another_key(issuer: auth.PrivateKey) -> None:

@@ -17,7 +17,7 @@ import pwd
 import re
 import shutil
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -28,6 +28,7 @@ from rich.console import Console
 from deploy.local.stack import process
 from deploy.local.stack.instance import ROOT, SERVICES, Instance, StackError
 from shared import i18n
+from shared.http import TOO_MANY_REQUESTS
 
 HEALTH_PATH: Final = "/gateway/healthz"
 MAX_BODY: Final = "64m"
@@ -43,7 +44,14 @@ METHOD_NOT_ALLOWED: Final = "This method is not allowed here"
 API: Final = {
     "/v1/hubs/{hub}/consultations": {"GET": "reporting", "POST": "intake"},
     "/v1/hubs/{hub}/consultations/{consultation_id}": {"GET": "reporting"},
+    "/v1/hubs/{hub}/consultations/{consultation_id}/screening": {"POST": "intake"},
+    "/v1/hubs/{hub}/consultations/{consultation_id}/notes": {"POST": "intake"},
+    "/v1/hubs/{hub}/consultations/{consultation_id}/closure": {"POST": "intake"},
     "/v1/hubs/{hub}/consultations/{consultation_id}/withdrawal": {"POST": "intake"},
+    "/v1/hubs/{hub}/consultations/{consultation_id}/applicant-links/revocation": {"POST": "intake"},
+    "/v1/hubs/{hub}/entries": {"POST": "intake"},
+    "/v1/hubs/{hub}/staff": {"POST": "intake"},
+    "/v1/staff/sessions": {"POST": "intake"},
     "/v1/hubs/{hub}/supporters": {"GET": "matching"},
     "/v1/hubs/{hub}/supporters/{supporter_id}": {"PUT": "matching"},
 }
@@ -51,6 +59,33 @@ API: Final = {
 
 PREFIXES: Final = {"/portal/": "intake", "/console/": "reporting"}
 """The applicants' portal and the staff console: every path under each prefix goes to its service."""
+
+STATIC: Final = ("/portal/static/",)
+"""Stylesheets and scripts: not rate-limited (a page loads several)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A request rate per client address (nginx's leaky bucket): `per_minute`, with `burst` at once."""
+
+    zone: str
+    per_minute: int
+    burst: int
+    methods: frozenset[str] | None = None  # the methods counted; None: all
+
+    @property
+    def retry_after(self) -> int:
+        """Seconds until the bucket has room for one more request."""
+        return -(-60 // self.per_minute)
+
+
+LIMITS: Final = {
+    "/v1/hubs/{hub}/consultations": Limit("submissions", per_minute=10, burst=20, methods=frozenset({"POST"})),
+    "/v1/staff/sessions": Limit("sign_in", per_minute=10, burst=10, methods=frozenset({"POST"})),
+    "/portal/": Limit("portal", per_minute=60, burst=60),
+}
+"""What the gateway limits per client address: public submissions, staff sign-in, the portal. Past a limit it
+answers 429 with Retry-After (a page in both languages on the portal, the problem body on the API)."""
 
 
 def allow(template: str) -> str:
@@ -83,15 +118,18 @@ class Files:
     temp: Path
 
 
-def _api_blocks() -> tuple[str, str]:
-    """The method maps (http level) and the locations (server level) of the API paths."""
+def _api_blocks(limited: Mapping[str, str]) -> tuple[str, str]:
+    """The method maps (http level) and the locations (server level) of the API paths; a limited path's
+    location repeats the 405 page, since its own error_page hides the server's."""
     maps, locations = [], []
     for index, (template, methods) in enumerate(API.items()):
         by_method = {**methods, **({"HEAD": methods["GET"]} if "GET" in methods else {})}
         entries = " ".join(f"{method} {service};" for method, service in sorted(by_method.items()))
         maps.append(f'    map $request_method $api_{index} {{ {entries} default ""; }}')
+        limit = f"            {limited[template]} error_page 405 = @not_allowed;\n" if template in limited else ""
         locations.append(
             f"        location ~ {path_regex(template)} {{\n"
+            f"{limit}"
             f'            if ($api_{index} = "") {{ return 405; }}\n'
             f"            proxy_pass http://$api_{index};\n"
             "        }"
@@ -99,19 +137,87 @@ def _api_blocks() -> tuple[str, str]:
     return "\n".join(maps), "\n".join(locations)
 
 
-def render(
-    *, listen: str, upstreams: Mapping[str, str], files: Files | None, openapi: Path, worker_user: str | None = None
-) -> str:
-    """An nginx.conf with the gateway's routes, proxying to `upstreams` (service name → host:port)."""
-    servers = "\n".join(f"    upstream {name} {{ server {where}; keepalive 16; }}" for name, where in upstreams.items())
-    api_maps, api_locations = _api_blocks()
-    prefixes = "\n".join(
-        f"        location {prefix} {{ proxy_pass http://{service}; }}" for prefix, service in PREFIXES.items()
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")  # inside nginx's single quotes
+
+
+def _limits(exempt: Sequence[str], trusted_proxies: Sequence[str]) -> tuple[str, dict[str, str], str]:
+    """The http-level rate-limit maps and zones, each limited location's directives, and the 429 locations."""
+    trusted = "".join(f"    set_real_ip_from {cidr};\n" for cidr in trusted_proxies)
+    if trusted:
+        # Behind these proxies, the client is the last address they did not add themselves.
+        trusted += "    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n"
+    exempted = "".join(f" {address} 1;" for address in exempt)
+    http = [
+        trusted.rstrip("\n"),
+        f"    geo $rate_exempt {{ default 0;{exempted} }}",
+        '    map $rate_exempt $client_key { 1 ""; default $binary_remote_addr; }',
+        "    limit_req_status 429;",
+        "    limit_req_log_level warn;",
+    ]
+    directives, handlers = {}, []
+    messages = i18n.in_every_locale(TOO_MANY_REQUESTS)
+    problem = json.dumps(
+        {"error": "too_many_requests", "message": messages[i18n.DEFAULT_LOCALE], "messages": messages},
+        ensure_ascii=False,
     )
+    page = (
+        '<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>429</title></head><body>'
+        f'<main><h1>{messages["ja"]}</h1><p lang="en">{messages["en"]}</p></main></body></html>'
+    )
+    for path, limit in LIMITS.items():
+        key = "$client_key"
+        if limit.methods is not None:
+            counted = " ".join(f"{method} $client_key;" for method in sorted(limit.methods))
+            http.append(f'    map $request_method ${limit.zone}_key {{ {counted} default ""; }}')
+            key = f"${limit.zone}_key"
+        http.append(f"    limit_req_zone {key} zone={limit.zone}:10m rate={limit.per_minute}r/m;")
+        directives[path] = (
+            f"limit_req zone={limit.zone} burst={limit.burst} nodelay; error_page 429 = @too_many_{limit.zone};"
+        )
+        html = path in PREFIXES
+        handlers.append(
+            f"        location @too_many_{limit.zone} {{\n"
+            f"            add_header Retry-After {limit.retry_after} always;\n"
+            f"            default_type {'text/html' if html else 'application/json'};\n"
+            f"            return 429 '{_quoted(page if html else problem)}';\n"
+            "        }"
+        )
+    return "\n".join(line for line in http if line), directives, "\n".join(handlers)
+
+
+def render(
+    *,
+    listen: str,
+    upstreams: Mapping[str, str | Sequence[str]],
+    files: Files | None,
+    openapi: Path,
+    worker_user: str | None = None,
+    rate_exempt: Sequence[str] = (),
+    trusted_proxies: Sequence[str] = (),
+) -> str:
+    """An nginx.conf with the gateway's routes, proxying to `upstreams` (service name → host:port, or several
+    replicas' host:port, taken in turn). Requests
+    from `rate_exempt` addresses are not rate-limited; `trusted_proxies` (CIDRs) may name the client in
+    X-Forwarded-For."""
+    servers = "\n".join(
+        f"    upstream {name} {{ {' '.join(f'server {one};' for one in ([where] if isinstance(where, str) else where))}"
+        " keepalive 16; }"
+        for name, where in upstreams.items()
+    )
+    limit_http, limited, too_many = _limits(rate_exempt, trusted_proxies)
+    api_maps, api_locations = _api_blocks(limited)
+    prefixes = "\n".join(
+        f"        location {prefix} {{ {limited[prefix]} proxy_pass http://{service}; }}"
+        if prefix in limited
+        else f"        location {prefix} {{ proxy_pass http://{service}; }}"
+        for prefix, service in PREFIXES.items()
+    )
+    statics = "\n".join(f"        location {prefix} {{ proxy_pass http://intake; }}" for prefix in STATIC)
     allow_map = "\n".join(f'        "~{path_regex(template)}" "{allow(template)}";' for template in API)
     messages = i18n.in_every_locale(METHOD_NOT_ALLOWED)
     body = {"error": "method_not_allowed", "message": messages[i18n.DEFAULT_LOCALE], "messages": messages}
-    not_allowed = json.dumps(body, ensure_ascii=False).replace("'", "\\'")  # inside nginx's single quotes
+    not_allowed = _quoted(json.dumps(body, ensure_ascii=False))
     hidden = "|".join(path.lstrip("/") for path in NOT_PUBLIC)
     names = "|".join(upstreams)
     if files is None:
@@ -132,6 +238,7 @@ http {{
 {http_files}
     client_max_body_size {MAX_BODY};
     server_tokens off;
+{limit_http}
     absolute_redirect off;  # a redirect stays on whatever origin the person used (another proxy in front)
 {servers}
 {api_maps}
@@ -156,6 +263,7 @@ http {{
             default_type application/json;
             return 405 '{not_allowed}';
         }}
+{too_many}
         location = {HEALTH_PATH} {{ access_log off; default_type text/plain; return 200 "ok\\n"; }}
         # Intake is the front door: it answers any other path with its 404, in the caller's language.
         location ~ ^/({hidden})$ {{ rewrite ^ {NOT_PUBLIC_TARGET} break; proxy_pass http://intake; }}
@@ -163,6 +271,7 @@ http {{
         location ~ ^/openapi/({names})\\.json$ {{ proxy_pass http://$1/openapi.json; }}
 {api_locations}
 {prefixes}
+{statics}
         location = / {{ return 302 /portal/; }}
         location / {{ proxy_pass http://intake; }}
     }}
@@ -185,7 +294,22 @@ def config(inst: Instance, *, worker_user: str | None) -> str:
         files=files,
         openapi=inst.dir / "gateway" / "openapi.json",
         worker_user=worker_user,
+        rate_exempt=rate_exempt(inst),
     )
+
+
+RATE_EXEMPT_VAR: Final = "HUBNET_GATEWAY_RATE_EXEMPT"
+RATE_EXEMPT_DEFAULT: Final[Mapping[str, tuple[str, ...]]] = {"test": ("127.0.0.1",)}
+"""The test stack's own driver (127.0.0.1) is not limited, so that the suite can send what it needs; the rate
+limits are tested from 127.0.0.2. The dev stack, like a deployment, limits every address."""
+
+
+def rate_exempt(inst: Instance) -> tuple[str, ...]:
+    """`HUBNET_GATEWAY_RATE_EXEMPT` (addresses or CIDRs, comma-separated), else the instance's default."""
+    configured = os.environ.get(RATE_EXEMPT_VAR)
+    if configured is not None:
+        return tuple(part.strip() for part in configured.split(",") if part.strip())
+    return RATE_EXEMPT_DEFAULT.get(inst.name, ())
 
 
 CLUSTER_PORT: Final = 8000
@@ -195,10 +319,21 @@ their DNS names, on their default ports) and `openapi.json` (the origin's API)."
 CONTAINER_OPENAPI: Final = Path("/etc/nginx/openapi.json")
 
 
-def cluster_config() -> str:
+K8S_TRUSTED_PROXIES: Final = ("10.0.0.0/8",)
+"""In Kubernetes the Ingress controller connects from the pod network and names the client in
+X-Forwarded-For: set this to your cluster's pod CIDR. Compose has no proxy in front: nothing is trusted."""
+
+
+def cluster_config(trusted_proxies: Sequence[str] = ()) -> str:
     ports = {name: importlib.import_module(f"services.{name}").SERVICE.default_port for name in SERVICES}
     upstreams = {name: f"{name}:{port}" for name, port in ports.items()}
-    return render(listen=str(CLUSTER_PORT), upstreams=upstreams, files=None, openapi=CONTAINER_OPENAPI)
+    return render(
+        listen=str(CLUSTER_PORT),
+        upstreams=upstreams,
+        files=None,
+        openapi=CONTAINER_OPENAPI,
+        trusted_proxies=trusted_proxies,
+    )
 
 
 def openapi_document(documents: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -231,20 +366,22 @@ def services_openapi() -> dict[str, Any]:
     """The origin's OpenAPI from the services' own applications (what `hubnet stack gateway-config` writes)."""
     from shared import auth
 
-    key = auth.public_pem(auth.PrivateKey.generate().public_key())  # no request is served: any key will do
+    key = auth.PrivateKey.generate()  # no request is served: any pair will do
+    keys = {"auth_public_key": auth.public_pem(key.public_key()), "auth_private_key": auth.private_pem(key)}
     documents = {}
     for name in SERVICES:
         app_module = importlib.import_module(f"services.{name}.app")
         settings_module = importlib.import_module(f"services.{name}.settings")
         settings_type = getattr(settings_module, f"{name.capitalize()}Settings")
-        documents[name] = app_module.create_app(settings_type(auth_public_key=key)).openapi()
+        documents[name] = app_module.create_app(settings_type(**keys)).openapi()
     return openapi_document(documents)
 
 
-def cluster_files() -> dict[str, str]:
-    """File name → content of what the Compose and Kubernetes gateways mount."""
+def cluster_files(directory: Path) -> dict[str, str]:
+    """File name → content of what the Compose (deploy/compose) or Kubernetes (deploy/k8s) gateway mounts."""
+    trusted = K8S_TRUSTED_PROXIES if directory.name == "k8s" else ()
     return {
-        "gateway.conf": cluster_config(),
+        "gateway.conf": cluster_config(trusted),
         "openapi.json": json.dumps(services_openapi(), ensure_ascii=False, indent=2) + "\n",
     }
 

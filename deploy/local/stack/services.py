@@ -15,7 +15,7 @@ import httpx
 from rich.console import Console
 
 from deploy.local.stack import process
-from deploy.local.stack.instance import ROOT, SERVICES, Instance, StackError, claim_ports, stack_env
+from deploy.local.stack.instance import ROOT, SERVICES, Instance, StackError, auth_keys, claim_ports, stack_env
 from shared import auth
 
 START_TIMEOUT: Final = 60.0
@@ -39,6 +39,17 @@ def service_env(inst: Instance) -> dict[str, str]:
     env.setdefault("HUBNET_CONSULTATION_TOPIC_PATTERN", LOCAL_STACK_PATTERN)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+ISSUERS: Final = ("intake",)
+"""The services that issue staff tokens (intake, at sign-in): they alone get the private key."""
+
+
+def issuer_env(inst: Instance, name: str) -> dict[str, str]:
+    if name not in ISSUERS:
+        return {}
+    private, _ = auth_keys(inst)
+    return {f"{auth.PRIVATE_KEY_VAR}_FILE": str(private)}
 
 
 def _migrate(inst: Instance, names: Sequence[str], env: Mapping[str, str], console: Console) -> None:
@@ -120,7 +131,11 @@ class Services:
         procs = {
             name: process.running(inst, name)
             or process.spawn(
-                inst, name, [sys.executable, "-m", f"services.{name}", "serve"], log=inst.logs / f"{name}.log", env=env
+                inst,
+                name,
+                [sys.executable, "-m", f"services.{name}", "serve"],
+                log=inst.logs / f"{name}.log",
+                env=env | issuer_env(inst, name),
             )
             for name in to_start
         }

@@ -1,0 +1,206 @@
+"""`make bench`, open loop: intake under a constant arrival rate with the whole pipeline running, beside a
+FastAPI route that only validates the same request, measured in the same run.
+
+vegeta (from the Go module proxy, `make bench` installs it) sends HUBNET_BENCH_RATE requests a second
+(300) for HUBNET_BENCH_LOAD_S seconds (60) whatever the answers take: to the gateway of the running test
+stack, where intake stores each consultation and the relay, matching, notify and reporting carry it on;
+then to the validation-only route. Reported: p50, p95, p99 and errors of each, and their ratio. Bounded:
+vegeta stops at the duration, each request times out after 5 s, each attack after the duration plus 60 s.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from tests.support import stack_env
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+VEGETA: Final = Path(os.environ.get("HUBNET_VEGETA", ROOT / ".local" / "cache" / "go" / "bin" / "vegeta"))
+RATE: Final = int(os.environ.get("HUBNET_BENCH_RATE", "300"))
+DURATION_S: Final = int(os.environ.get("HUBNET_BENCH_LOAD_S", "60"))
+TARGET_P99_MS: Final = 50.0
+HUB: Final = "mediso"
+REQUEST: Final = {
+    "language": "ja",
+    "applicant_kind": "startup",
+    "organization": "株式会社ベンチマーク",
+    "corporate_number": "7000012050002",
+    "prefecture": "13",
+    "title": "負荷試験の相談",
+    "product_name": "負荷試験ソフトウェア",
+    "product_kind": "samd",
+    "development_stage": "clinical",
+    "topics": ["regulation", "fundraising"],
+    "family_name": "負荷",
+    "given_name": "太郎",
+    "family_name_kana": "フカ",
+    "given_name_kana": "タロウ",
+    "email": "load@example.jp",
+    "body": "一定の到着率で送られる相談です。\n治験計画について助言をお願いします。",
+}
+
+console = Console(stderr=True)
+
+
+@dataclass
+class Attack:
+    name: str
+    requests: int
+    rate: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    status_codes: dict[str, int]
+
+
+def attack(name: str, url: str) -> Attack:
+    target = {
+        "method": "POST",
+        "url": url,
+        "header": {"Content-Type": ["application/json"]},
+        "body": base64.b64encode(json.dumps(REQUEST, ensure_ascii=False).encode()).decode(),
+    }
+    console.print(f"[bold]{name}[/]: {RATE} requests/s for {DURATION_S} s, open loop → {url}")
+    started = time.monotonic()
+    try:
+        results = subprocess.run(
+            [
+                str(VEGETA),
+                "attack",
+                "-format=json",
+                f"-rate={RATE}/s",
+                f"-duration={DURATION_S}s",
+                "-timeout=5s",
+                "-max-workers=1000",
+                "-keepalive=true",
+            ],
+            input=json.dumps(target).encode(),
+            capture_output=True,
+            timeout=DURATION_S + 60,
+            check=True,
+        ).stdout
+        report = subprocess.run(
+            [str(VEGETA), "report", "-type=json"], input=results, capture_output=True, timeout=60, check=True
+        ).stdout
+    except subprocess.TimeoutExpired:
+        sys.exit(f"vegeta did not finish {name} within {DURATION_S + 60} s")
+    summary: dict[str, Any] = json.loads(report)
+    latencies = summary["latencies"]
+    ok = {code: count for code, count in summary["status_codes"].items() if code.startswith("2")}
+    console.print(f"  done in {time.monotonic() - started:.0f} s")
+    return Attack(
+        name=name,
+        requests=summary["requests"],
+        rate=summary["rate"],
+        p50_ms=latencies["50th"] / 1e6,
+        p95_ms=latencies["95th"] / 1e6,
+        p99_ms=latencies["99th"] / 1e6,
+        max_ms=latencies["max"] / 1e6,
+        errors=summary["requests"] - sum(ok.values()),
+        status_codes=summary["status_codes"],
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def baseline_server() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.bench.validation_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    sys.exit("the validation-only baseline did not start within 30 s")
+
+
+def main() -> None:
+    if not VEGETA.exists():
+        sys.exit(f"vegeta is missing at {VEGETA}: `make bench` installs it (go install github.com/tsenart/vegeta/v12)")
+    env = stack_env()
+    origin = env["HUBNET_GATEWAY_URL"]
+    probe = httpx.post(f"{origin}/v1/hubs/{HUB}/consultations", json=REQUEST, timeout=10)
+    if probe.status_code != 202:
+        sys.exit(f"intake does not accept the benchmark's request through {origin}: {probe.status_code} {probe.text}")
+    intake = attack(
+        "intake through the gateway (stores, relays; matching, notify, reporting consume)",
+        f"{origin}/v1/hubs/{HUB}/consultations",
+    )
+    server, url = baseline_server()
+    try:
+        baseline = attack("FastAPI validation-only route", f"{url}/v1/hubs/{HUB}/consultations")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    table = Table(title=f"intake, open loop: {RATE} requests/s for {DURATION_S} s")
+    for column in ("path", "requests", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"):
+        table.add_column(column, justify="left" if column == "path" else "right")
+    for run in (intake, baseline):
+        table.add_row(
+            run.name,
+            f"{run.requests:,}",
+            f"{run.p50_ms:.1f}",
+            f"{run.p95_ms:.1f}",
+            f"{run.p99_ms:.1f}",
+            f"{run.max_ms:.0f}",
+            str(run.errors),
+        )
+    Console().print(table)
+    met = intake.p99_ms <= TARGET_P99_MS and intake.errors == 0
+    Console().print(
+        f"intake p99 {intake.p99_ms:.1f} ms ({intake.p99_ms / baseline.p99_ms:.1f}× the validation-only route's "
+        f"{baseline.p99_ms:.1f} ms), {intake.errors} errors: target p99 ≤ {TARGET_P99_MS:.0f} ms, 0 errors "
+        f"{'✓' if met else '✗ not met'}"
+    )
+    out = ROOT / ".local" / "bench.json"
+    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    results["intake_open_loop"] = {
+        "rate": RATE,
+        "duration_s": DURATION_S,
+        "intake": asdict(intake),
+        "baseline": asdict(baseline),
+    }
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
