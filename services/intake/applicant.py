@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
-from services.intake import domain, handlers, repository, tables
+from services.intake import domain, handlers, record, repository, tables
 from services.intake.pages import PortalRefused, page_locale
 from services.intake.submissions import current_correlation
 from shared import i18n
@@ -33,17 +32,29 @@ STATUS_TEXT: Final = {
         N_("Received"),
         N_("We have received your consultation. A full-time supporter will review it and contact you."),
     ),
+    domain.Status.ACCEPTED: (
+        N_("Being handled"),
+        N_("A supporter has taken on your consultation and will contact you about the next steps."),
+    ),
+    domain.Status.OUT_OF_SCOPE: (
+        N_("Outside this hub's support"),
+        N_("The hub has reviewed your consultation and cannot support it itself. It will tell you where else to turn."),
+    ),
+    domain.Status.CLOSED: (
+        N_("Closed"),
+        N_("The support for this consultation has ended. Thank you for consulting the hub."),
+    ),
     domain.Status.WITHDRAWN: (
         N_("Withdrawn"),
         N_("This consultation was withdrawn. Nothing more will be done with it."),
     ),
 }
+"""What each status means to the applicant, in plain words: one entry per status (a test holds it to that)."""
 
 LINK_NOT_VALID: Final = N_(
     "This link does not open a consultation. It may have expired or been revoked; please contact the hub."
 )
 NOTES_MAX: Final = 20_000
-JAPAN: Final = ZoneInfo("Asia/Tokyo")
 _NOTE: Final = TypeAdapter(MultiLineText)
 
 
@@ -63,11 +74,7 @@ def add_routes(router: APIRouter, portal: Portal) -> None:
         return page_locale(request, fallback=row.language)
 
     def not_valid(request: Request) -> Response:
-        refusal = PortalRefused(
-            404,
-            N_("This link does not open a consultation. It may have expired or been revoked; please contact the hub."),
-        )
-        return portal.refused(refusal, page_locale(request))
+        return portal.refused(PortalRefused(404, LINK_NOT_VALID), page_locale(request))
 
     def back_to_page(token: str, locale: str, done: str) -> RedirectResponse:
         return RedirectResponse(f"/portal/my/{token}?lang={locale}&done={done}", status_code=303)
@@ -88,14 +95,14 @@ def add_routes(router: APIRouter, portal: Portal) -> None:
             topics=[SupportField(topic) for topic in row.topics],
             status_label=i18n.translate(label, locale),
             status_text=i18n.translate(explanation, locale),
-            open=row.status != domain.Status.WITHDRAWN,
+            open=domain.Status(row.status) in domain.OPEN,
             files=files,
             token=token,
             page_url=f"{portal.pages.public_url}/portal/my/{token}",
             other_hubs=[hub for hub in portal.hubs.values() if hub.id != row.hub],
             shared_with=set(row.share_with or ()),
             done=request.query_params.get("done"),
-            jst=JAPAN,
+            jst=record.JAPAN,
             **extra,
         )
 
@@ -156,7 +163,7 @@ def add_routes(router: APIRouter, portal: Portal) -> None:
                     attachments=files,
                     correlation_id=current_correlation(),
                 )
-        except domain.AlreadyWithdrawn:
+        except domain.NotAllowed:
             return back_to_page(token, locale, "closed")
         portal.submissions.on_commit()
         return back_to_page(token, locale, "supplemented")
@@ -209,7 +216,7 @@ def add_routes(router: APIRouter, portal: Portal) -> None:
                     recorded_by=APPLICANT,
                     correlation_id=current_correlation(),
                 )
-        except domain.AlreadyWithdrawn:
+        except domain.NotAllowed:
             return back_to_page(token, locale, "closed")
         portal.submissions.on_commit()
         return back_to_page(token, locale, "withdrawn")

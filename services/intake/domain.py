@@ -114,6 +114,8 @@ OPEN_HOURS_TIMES: Final = ((10, 0), (11, 0))
 
 
 DUPLICATE_WINDOW: Final = timedelta(days=30)
+DUPLICATES_NAMED: Final = 10
+"""At most this many earlier consultations are named as likely duplicates of a new one (the latest)."""
 
 
 @dataclass(frozen=True, slots=True)

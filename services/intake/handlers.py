@@ -102,10 +102,11 @@ async def submit_consultation(
 
 async def flag_likely_duplicates(session: AsyncSession, submitted: ConsultationSubmitted) -> ConsultationSubmitted:
     """The consultation with the hub's likely duplicates of it named: within 30 days, the same corporate
-    number or email, the same product. Flagged for staff to judge; it is accepted and stored all the same."""
+    number or email, the same product (the latest few: a form sent a thousand times must not grow each event
+    by a thousand ids). Flagged for staff to judge; it is accepted and stored all the same."""
     product = domain.Product(submitted.product_name, submitted.product_kind.value)
     earlier = await repository.recent_from_the_same_applicant(
-        session, submitted, since=submitted.submitted_at - domain.DUPLICATE_WINDOW
+        session, submitted, since=submitted.submitted_at - domain.DUPLICATE_WINDOW, limit=domain.DUPLICATES_NAMED
     )
     duplicates = tuple(found for found, other in earlier if domain.same_product(product, other))
     return submitted.model_copy(update={"possible_duplicates": duplicates}) if duplicates else submitted

@@ -31,6 +31,7 @@ from shared import i18n
 from shared.contract.consultation import Attachment
 from shared.contract.vocabulary import Channel
 from shared.http import field_errors
+from shared.hubs import Hub
 from shared.i18n import N_
 
 FORM_KEY_NAME: Final = "portal-form"
@@ -116,7 +117,7 @@ class Portal:
     def refused(self, refusal: PortalRefused, locale: str) -> HTMLResponse:
         return self.pages.refused(refusal, locale)
 
-    def hub(self, hub_id: str) -> Any:
+    def hub(self, hub_id: str) -> Hub:
         hub = self.hubs.get(hub_id)
         if hub is None:
             raise PortalRefused(404, N_("There is no hub '%(hub)s' in the network"), hub=hub_id)
@@ -131,8 +132,9 @@ class Portal:
             self._signer = itsdangerous.URLSafeTimedSerializer(key, salt="hubnet-portal-form")
         return self._signer
 
-    async def new_form_token(self, hub: str) -> str:
-        return (await self.signer()).dumps({"hub": hub, "nonce": secrets.token_urlsafe(16)})
+    async def new_form_token(self, hub: str, nonce: str | None = None) -> str:
+        """A form token dated now; `nonce` keeps a corrected form the same submission (its idempotency key)."""
+        return (await self.signer()).dumps({"hub": hub, "nonce": nonce or secrets.token_urlsafe(16)})
 
     async def read_form_token(self, token: object, hub: str) -> tuple[str, float]:
         """The form's nonce and its age in seconds; `PortalRefused` when forged, foreign or too old."""
@@ -305,7 +307,7 @@ def _form_field(name: str) -> str:
 
 async def _form_page(
     portal: Portal,
-    hub: Any,
+    hub: Hub,
     locale: str,
     state: FormState,
     *,
@@ -315,11 +317,7 @@ async def _form_page(
 ) -> HTMLResponse:
     # A form shown again keeps its nonce (one submission, however often it is corrected) but is dated
     # afresh, so that the fill time counts from what the person sees now.
-    if isinstance(token, str):
-        form_token = token
-    else:
-        signer = await portal.signer()
-        form_token = signer.dumps({"hub": hub.id, "nonce": nonce or secrets.token_urlsafe(16)})
+    form_token = token if isinstance(token, str) else await portal.new_form_token(hub.id, nonce)
     summary = [(name, message) for name, messages in state.errors.items() for message in messages]
     return portal.render(
         "portal/form.html",

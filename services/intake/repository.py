@@ -228,9 +228,10 @@ async def save_consents(session: AsyncSession, consultation_id: uuid.UUID, conse
 
 
 async def recent_from_the_same_applicant(
-    session: AsyncSession, submitted: ConsultationSubmitted, *, since: datetime
+    session: AsyncSession, submitted: ConsultationSubmitted, *, since: datetime, limit: int
 ) -> list[tuple[uuid.UUID, domain.Product]]:
-    """The hub's consultations since `since` with the same corporate number or email, and their products."""
+    """The hub's latest `limit` consultations since `since` with the same corporate number or email, and
+    their products, oldest first."""
     table = tables.Consultation
     same = [func.lower(table.email) == str(submitted.personal.email).lower()]
     if submitted.corporate_number:
@@ -238,6 +239,7 @@ async def recent_from_the_same_applicant(
     rows = await session.execute(
         select(table.id, table.product_name, table.product_kind)
         .where(table.hub == submitted.hub, table.submitted_at >= since, or_(*same))
-        .order_by(table.submitted_at)
+        .order_by(table.submitted_at.desc())
+        .limit(limit)
     )
-    return [(row.id, domain.Product(row.product_name, row.product_kind)) for row in rows]
+    return [(row.id, domain.Product(row.product_name, row.product_kind)) for row in reversed(rows.all())]

@@ -34,7 +34,6 @@ def create_app(settings: NotifySettings) -> FastAPI:
         hubs=load_hubs(settings),
         deadline=timedelta(seconds=settings.delivery_deadline_s),
         public_url=settings.public_url,
-        per_recipient=(settings.acknowledgements_per_recipient, timedelta(hours=1)),
     )
     runtime.consume(on(ConsultationSubmitted, acknowledge), after_commit=due.set)
     if settings.delivery_sending:
@@ -61,7 +60,7 @@ class Deliverer:
         self._mailer = mailer
         self._deliveries = Counter(
             "hubnet_notify_deliveries_total",
-            "Delivery attempts by channel and outcome (sent, retried, failed)",
+            "Delivery attempts by channel and outcome (sent, retried, failed; suppressed: over the recipient limit)",
             ["channel", "outcome"],
             registry=runtime.registry,
         )
@@ -77,8 +76,14 @@ class Deliverer:
             claimed = await handlers.claim_due(
                 session, limit=self._settings.delivery_claim_size, lease_s=self._settings.delivery_lease_s
             )
+            suppressed = await handlers.suppress_over_limit(
+                session, claimed, limit=self._settings.acknowledgements_per_recipient, window=timedelta(hours=1)
+            )
         for delivery in claimed:
-            await self._deliver(delivery)
+            if delivery.id in suppressed:
+                self._deliveries.labels("email", "suppressed").inc()
+            else:
+                await self._deliver(delivery)
         return bool(claimed)
 
     async def _deliver(self, delivery: domain.Delivery) -> None:

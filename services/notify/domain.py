@@ -41,19 +41,6 @@ class Delivery:
     body: str
     attempts: int = 0
     deadline_at: datetime | None = None
-    status: DeliveryStatus = DeliveryStatus.PENDING
-
-
-def over_limit(recent: dict[str, int], recipients: list[str], *, limit: int) -> list[bool]:
-    """For each recipient in order, whether their message is one too many: `recent` counts what each was
-    sent in the window already, and the batch's own earlier messages count too."""
-    seen = dict(recent)
-    suppressed = []
-    for recipient in recipients:
-        count = seen.get(recipient, 0)
-        suppressed.append(count >= limit)
-        seen[recipient] = count + 1
-    return suppressed
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,14 +32,9 @@ async def acknowledge_consultations(
     hubs: dict[str, Hub],
     deadline: timedelta,
     public_url: str,
-    per_recipient: tuple[int, timedelta],
 ) -> None:
     """Queue each applicant's acknowledgement, in the consultation's language; one insert per batch. It
-    carries the reference (受付番号) and the link to the applicant's own page, when the event has them.
-
-    `per_recipient` (count, window) limits acknowledgements to one address: the form cannot be used to
-    flood someone's mailbox. One over the limit is recorded as suppressed and never sent (two batches
-    applied side by side may each let one more through: at most one per consumer lane)."""
+    carries the reference (受付番号) and the link to the applicant's own page, when the event has them."""
     deliveries = []
     for event in events:
         submitted = event.data
@@ -71,18 +65,6 @@ async def acknowledge_consultations(
                 body=rendered.body,
             )
         )
-    limit, window = per_recipient
-    recipients = [delivery.recipient for delivery in deliveries]
-    recent = await repository.recent_counts(
-        session, domain.ACKNOWLEDGEMENT, recipients, since=datetime.now(UTC) - window
-    )
-    suppressed = domain.over_limit(recent, recipients, limit=limit)
-    if any(suppressed):
-        log.warning("%d acknowledgements over the per-recipient limit, suppressed", sum(suppressed))
-    deliveries = [
-        replace(delivery, status=domain.DeliveryStatus.SUPPRESSED) if over else delivery
-        for delivery, over in zip(deliveries, suppressed, strict=True)
-    ]
     await repository.save_all(session, deliveries, deadline=deadline)
 
 
@@ -90,6 +72,25 @@ async def claim_due(session: AsyncSession, *, limit: int, lease_s: float) -> lis
     """Take due deliveries (pending, or sending with a lapsed lease) and mark them `sending`; the
     caller commits before any message leaves."""
     return await repository.claim_due(session, limit=limit, lease_s=lease_s)
+
+
+async def suppress_over_limit(
+    session: AsyncSession, claimed: Sequence[domain.Delivery], *, limit: int, window: timedelta
+) -> set[uuid.UUID]:
+    """Acknowledgements one address was already sent (or is being sent) `limit` of within `window` are not
+    sent again: marked suppressed, kept as a record. The form cannot flood a mailbox. Two deliverers may
+    each let one through at once, so the bound is `limit` plus the number of deliverers."""
+    suppressed = set()
+    since = datetime.now(UTC) - window
+    for delivery in claimed:
+        if delivery.template != domain.ACKNOWLEDGEMENT:
+            continue
+        if await repository.recent_deliveries(session, delivery, since=since) >= limit:
+            await repository.mark_suppressed(session, delivery)
+            suppressed.add(delivery.id)
+    if suppressed:
+        log.warning("%d acknowledgements over the per-recipient limit, suppressed", len(suppressed))
+    return suppressed
 
 
 async def record_sent(session: AsyncSession, delivery: domain.Delivery) -> None:

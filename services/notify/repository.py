@@ -49,7 +49,7 @@ async def save_all(session: AsyncSession, deliveries: Sequence[domain.Delivery],
                 "recipient": d.recipient,
                 "subject": d.subject,
                 "body": d.body,
-                "status": d.status.value,
+                "status": domain.DeliveryStatus.PENDING.value,
                 "deadline_at": datetime.now(UTC) + deadline,
             }
             for d in deliveries
@@ -58,22 +58,29 @@ async def save_all(session: AsyncSession, deliveries: Sequence[domain.Delivery],
     )
 
 
-async def recent_counts(
-    session: AsyncSession, template: str, recipients: Sequence[str], *, since: datetime
-) -> dict[str, int]:
-    """How many messages of `template` each recipient was given (sent or on the way) since `since`."""
+async def recent_deliveries(session: AsyncSession, delivery: domain.Delivery, *, since: datetime) -> int:
+    """Other messages of the delivery's template to its recipient since `since`, sent or being sent."""
     table = tables.Delivery
-    rows = await session.execute(
-        select(table.recipient, func.count())
+    count = await session.scalar(
+        select(func.count())
+        .select_from(table)
         .where(
-            table.recipient.in_(set(recipients)),
-            table.template == template,
+            table.recipient == delivery.recipient,
             table.created_at >= since,
-            table.status != domain.DeliveryStatus.SUPPRESSED.value,
+            table.template == delivery.template,
+            table.status.in_([domain.DeliveryStatus.SENT.value, domain.DeliveryStatus.SENDING.value]),
+            table.id != delivery.id,
         )
-        .group_by(table.recipient)
     )
-    return dict(rows.tuples().all())
+    return int(count or 0)
+
+
+async def mark_suppressed(session: AsyncSession, delivery: domain.Delivery) -> None:
+    await session.execute(
+        update(tables.Delivery)
+        .where(tables.Delivery.id == delivery.id)
+        .values(status=domain.DeliveryStatus.SUPPRESSED.value)
+    )
 
 
 def _to_domain(row: Row[tuple[object, ...]]) -> domain.Delivery:

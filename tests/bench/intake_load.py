@@ -25,6 +25,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from shared.contract.vocabulary import check_digit
 from tests.support import stack_env
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -68,13 +69,35 @@ class Attack:
     status_codes: dict[str, int]
 
 
-def attack(name: str, url: str) -> Attack:
-    target = {
-        "method": "POST",
-        "url": url,
-        "header": {"Content-Type": ["application/json"]},
-        "body": base64.b64encode(json.dumps(REQUEST, ensure_ascii=False).encode()).decode(),
+def applicant(number: int) -> dict[str, Any]:
+    """A different applicant for each request, as in life: address, corporate number and product of its own
+    (the same one sent 18,000 times would be a flood of likely duplicates, not a load)."""
+    base = f"{number:012d}"
+    return {
+        **REQUEST,
+        "email": f"load-{number}@example.jp",
+        "corporate_number": f"{check_digit(base)}{base}",
+        "product_name": f"負荷試験ソフトウェア {number}",
     }
+
+
+def targets(url: str) -> bytes:
+    """vegeta's targets, one JSON line per request of the attack (it takes them in turn)."""
+    lines = (
+        json.dumps(
+            {
+                "method": "POST",
+                "url": url,
+                "header": {"Content-Type": ["application/json"]},
+                "body": base64.b64encode(json.dumps(applicant(number), ensure_ascii=False).encode()).decode(),
+            }
+        )
+        for number in range(RATE * DURATION_S)
+    )
+    return "\n".join(lines).encode() + b"\n"
+
+
+def attack(name: str, url: str) -> Attack:
     console.print(f"[bold]{name}[/]: {RATE} requests/s for {DURATION_S} s, open loop → {url}")
     started = time.monotonic()
     try:
@@ -89,7 +112,7 @@ def attack(name: str, url: str) -> Attack:
                 "-max-workers=1000",
                 "-keepalive=true",
             ],
-            input=json.dumps(target).encode(),
+            input=targets(url),
             capture_output=True,
             timeout=DURATION_S + 60,
             check=True,

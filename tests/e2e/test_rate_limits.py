@@ -3,6 +3,7 @@ Retry-After past their rate. Sent from 127.0.0.2: the test stack exempts only it
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -12,6 +13,7 @@ from deploy.local.stack import gateway
 from shared import i18n
 from shared.http import TOO_MANY_REQUESTS
 from tests.e2e.conftest import Stack
+from tests.support import mails_about, wait_for
 
 ELSEWHERE = "127.0.0.2"
 
@@ -68,3 +70,40 @@ async def test_the_portal_past_its_rate_gets_a_bilingual_429_page_while_its_styl
 async def test_the_test_driver_itself_is_exempt(stack: Stack, http: httpx.AsyncClient) -> None:
     for _ in range(gateway.LIMITS["/portal/"].burst + 10):
         assert (await http.get(f"{stack.origin}/portal/")).status_code == 200
+
+
+async def test_one_address_gets_at_most_five_acknowledgements_an_hour_though_every_consultation_is_accepted(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    email = f"flood-{uuid.uuid4().hex[:8]}@example.jp"
+    request = {
+        "applicant_kind": "other",
+        "organization": "大量送信",
+        "title": "同じ宛先",
+        "product_kind": "other",
+        "development_stage": "basic_research",
+        "topics": ["marketing"],
+        "contact_name": "宛先 同一",
+        "email": email,
+        "body": "同じアドレスへの受付確認は1時間に5通まで。",
+    }
+    notify_metrics = f"{stack.env['HUBNET_NOTIFY_URL']}/metrics"
+
+    async def suppressed() -> float:
+        text = (await http.get(notify_metrics)).text
+        line = 'hubnet_notify_deliveries_total{channel="email",outcome="suppressed"}'
+        return next((float(row.split()[-1]) for row in text.splitlines() if row.startswith(line)), 0.0)
+
+    before = await suppressed()
+    ids = []
+    for _ in range(7):
+        answer = await http.post(f"{stack.origin}/v1/hubs/innohub/consultations", json=request)
+        assert answer.status_code == 202
+        ids.append(answer.json()["consultation_id"])
+
+    await wait_for(lambda: _at_least(suppressed, before + 2), timeout=20, what="two acknowledgements suppressed")
+    assert sum(len(mails_about(stack.maildir, consultation_id)) for consultation_id in ids) == 5
+
+
+async def _at_least(probe: Callable[[], Awaitable[float]], value: float) -> bool:
+    return await probe() >= value

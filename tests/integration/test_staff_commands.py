@@ -305,3 +305,26 @@ async def test_a_leaked_applicant_link_is_revoked_by_staff_and_then_opens_nothin
     unknown = await client.get("/portal/my/" + "x" * 43)
     assert gone.status_code == unknown.status_code == 404
     assert gone.text == unknown.text  # nothing tells a revoked link from one that never was
+
+
+async def test_the_applicants_page_says_what_staff_did_in_plain_words(
+    client: httpx.AsyncClient, hub: TestHub, infra: Infra
+) -> None:
+    submitted = (await client.post(f"/v1/hubs/{hub.id}/consultations", json=REQUEST)).json()
+    page = "/portal/my/" + submitted["applicant_page"].rsplit("/", 1)[1]
+    base = f"/v1/hubs/{hub.id}/consultations/{submitted['consultation_id']}"
+    headers = _staff(infra, hub.id, auth.StaffRole.SCREENER)
+    assert "受付済み" in (await client.get(page)).text
+    await client.post(f"{base}/screening", json={"decision": "accepted"}, headers=headers)
+    accepted = await client.get(f"{page}?lang=en")
+    assert "Being handled" in accepted.text
+    assert 'action="/portal/my/' in accepted.text  # still open: the applicant may add information
+    await client.post(f"{base}/closure", json={"outcome": "advice_given"}, headers=headers)
+    closed = await client.get(f"{page}?lang=en")
+    assert "Closed" in closed.text
+    assert 'action="/portal/my/' not in closed.text  # nothing more to add, nothing to withdraw
+    # A form sent from a page opened before the closure changes nothing, and says so.
+    late = await client.post(f"{page}/supplement?lang=en", data={"note": "追加です"})
+    assert (late.status_code, late.headers["location"]) == (303, f"{page}?lang=en&done=closed")
+    withdrawn = await client.post(f"{page}/withdraw?lang=en")
+    assert withdrawn.headers["location"].endswith("done=closed")

@@ -109,9 +109,3 @@ def test_acknowledgement_renders_in_consultation_language(language: Language) ->
     assert ("ご相談を受け付けました" in rendered.subject) is (language is Language.JA)
     assert ("received your consultation" in rendered.subject) is (language is Language.EN)
     assert ("相談分野: 法規制対応" in rendered.body) is (language is Language.JA)
-
-
-def test_acknowledgements_over_the_per_recipient_limit_are_suppressed_counting_the_batch_itself() -> None:
-    recipients = ["a@example.jp", "b@example.jp", "a@example.jp", "a@example.jp", "b@example.jp"]
-    assert notify.over_limit({"a@example.jp": 1}, recipients, limit=2) == [False, False, True, True, False]
-    assert notify.over_limit({}, ["c@example.jp"] * 3, limit=0) == [True, True, True]

@@ -131,3 +131,9 @@ def test_the_same_product_is_the_same_name_however_typed_or_the_same_kind_when_u
     assert not domain.same_product(domain.Product("AI診断", "samd"), domain.Product("見守り", "samd"))
     assert domain.same_product(domain.Product(None, "samd"), domain.Product("AI診断", "samd"))
     assert not domain.same_product(domain.Product(None, "samd"), domain.Product(None, "drug"))
+
+
+def test_every_status_has_plain_words_for_the_applicant() -> None:
+    from services.intake.applicant import STATUS_TEXT
+
+    assert set(STATUS_TEXT) == set(domain.Status)

@@ -233,7 +233,7 @@ def render(
 {f"user {worker_user};" if worker_user else "# workers run as nginx's default user"}
 worker_processes 1;
 {head}
-events {{ worker_connections 1024; }}
+events {{ worker_connections 8192; }}
 http {{
 {http_files}
     client_max_body_size {MAX_BODY};
