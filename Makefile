@@ -158,6 +158,10 @@ test-e2e: install ## end-to-end tests on the whole test stack (left running)
 test-fault: install ## fault tests (Kafka and PostgreSQL outages, SIGKILLed consumers) on the whole test stack (left running)
 	$(call run_tier,fault)
 
+# vegeta, the open-loop load generator, built from the Go module proxy into .local/cache.
+VEGETA := .local/cache/go/bin/vegeta
+VEGETA_VERSION := v12.12.0
+
 bench: install $(VEGETA) ## throughput of intake, the relay and each consumer against raw baselines; intake under open-loop load (test stack)
 	@HUBNET_STACK=$(TEST_STACK) $(HUBNET) stack up --only postgres,kafka
 	HUBNET_STACK=$(TEST_STACK) $(PY) -m tests.bench.pipeline
@@ -165,9 +169,6 @@ bench: install $(VEGETA) ## throughput of intake, the relay and each consumer ag
 	HUBNET_STACK=$(TEST_STACK) $(PY) -m tests.bench.intake_load
 	@echo "(the $(TEST_STACK) stack keeps running: make down HUBNET_STACK=$(TEST_STACK) stops it)"
 
-# vegeta, the open-loop load generator, built from the Go module proxy into .local/cache.
-VEGETA := .local/cache/go/bin/vegeta
-VEGETA_VERSION := v12.12.0
 $(VEGETA):
 	@command -v go >/dev/null || { echo "Go is missing (https://go.dev/dl): make bench builds vegeta with it" >&2; exit 1; }
 	GOBIN=$(abspath .local/cache/go/bin) GOPATH=$(abspath .local/cache/go/path) GOFLAGS=-modcacherw \
