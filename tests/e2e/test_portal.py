@@ -190,6 +190,23 @@ async def test_applicant_withdraws_from_their_page_and_the_status_says_so(
     await page.get_by_role("button", name=t("Send the consultation", locale)).click()
     await page.locator(".secret-link a").click()
 
+    # The applicant adds a note and a file, then withdraws their consent to sharing with MEDISO.
+    await labelled(page, t("What you would like to add", locale)).fill("The revised protocol is attached.")
+    await labelled(page, t("Files", locale)).set_input_files(
+        files=[FilePayload(name="protocol-v2.pdf", mimeType="application/pdf", buffer=PDF)]
+    )
+    await page.get_by_role("button", name=t("Send to the hub", locale)).click()
+    await expect(page.get_by_role("status")).to_contain_text(
+        t("Thank you. What you added has been sent to the hub.", locale)
+    )
+    await expect(page.get_by_text("protocol-v2.pdf")).to_be_visible()
+    await check_page(page, "portal-supplemented-en")
+    sharing = page.get_by_role("group", name=re.compile(t("Sharing with other hubs", locale)))
+    await sharing.get_by_label("MEDISO", exact=False).uncheck()
+    await page.get_by_role("button", name=t("Save consent", locale)).click()
+    await expect(page.get_by_role("status")).to_contain_text(t("Your consent settings have been saved.", locale))
+    await expect(sharing.get_by_label("MEDISO", exact=False)).not_to_be_checked()
+
     await page.get_by_role("link", name=t("Withdraw…", locale)).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(t("Withdraw the consultation", locale))
     await check_page(page, "portal-withdraw-confirm-en")
