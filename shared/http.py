@@ -68,12 +68,14 @@ _DESCRIPTIONS = {
     413: "The body is larger than the service accepts",
     422: "A field is invalid (`fields` names each), or the request cannot be applied as sent",
     429: "Too many requests from this client; `Retry-After` says when to try again",
+    503: "The service is carrying all it can; `Retry-After` says when to try again",
 }
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` of a route: each error status it can answer, with the problem body."""
-    return {status: {"model": ProblemBody, "description": _DESCRIPTIONS[status]} for status in statuses}
+    """The `responses=` of a route: each error status it can answer, with the problem body; 503 (load
+    shedding, `LoadShedding`) goes for every route."""
+    return {status: {"model": ProblemBody, "description": _DESCRIPTIONS[status]} for status in (*statuses, 503)}
 
 
 def not_found(message: str, /, **params: Any) -> Problem:
@@ -370,6 +372,51 @@ class BodySizeLimit:
 
 def install_body_limit(app: FastAPI, max_bytes: int, *, larger: Mapping[str, int] | None = None) -> None:
     app.add_middleware(BodySizeLimit, max_bytes=max_bytes, larger=larger)
+
+
+OVERLOADED = N_("The service is busy; please try again in a moment")
+
+# What stays answerable under any load: the probes and the metrics.
+_NEVER_SHED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class LoadShedding:
+    """Answers 503 with Retry-After at once, in the caller's language, while `limit` requests are already in
+    progress: past what the service can carry, a fast refusal the client can retry beats a queue that
+    grows until every request times out."""
+
+    def __init__(self, app: ASGIApp, limit: int, retry_after_s: int = 1) -> None:
+        self.app = app
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self.in_progress = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _NEVER_SHED:
+            await self.app(scope, receive, send)
+            return
+        if self.in_progress >= self.limit:
+            response = problem_response(
+                Headers(scope=scope),
+                503,
+                "overloaded",
+                OVERLOADED,
+                {},
+                response_headers={"Retry-After": str(self.retry_after_s)},
+            )
+            await response(scope, receive, send)
+            return
+        self.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
+
+
+def install_load_shedding(app: FastAPI, limit: int) -> None:
+    """`limit` 0 turns it off."""
+    if limit > 0:
+        app.add_middleware(LoadShedding, limit=limit)
 
 
 def install_correlation(app: FastAPI) -> None:

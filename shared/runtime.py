@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import db, kafka, outbox, poll
 from shared.consumer import Consumer, Route
-from shared.http import install_body_limit, install_correlation, install_error_handlers
+from shared.http import install_body_limit, install_correlation, install_error_handlers, install_load_shedding
 from shared.observability import ServiceMetrics
 from shared.service import Service
 from shared.settings import CommonSettings
@@ -201,6 +201,7 @@ def create_http_app(
     install_error_handlers(app)
     install_body_limit(app, runtime.settings.http_max_body_bytes, larger=larger_bodies)
     install_correlation(app)
+    install_load_shedding(app, runtime.settings.http_max_in_progress)  # added last: runs first
     app.state.runtime = runtime
 
     @app.get("/healthz", include_in_schema=False)

@@ -42,6 +42,8 @@ class CommonSettings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # Request bodies past this answer 413 before they are read (JSON APIs; 1 MiB).
     http_max_body_bytes: int = 1_048_576
+    # Requests in progress at once; more answer 503 with Retry-After at once (0: no limit).
+    http_max_in_progress: int = 32
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -24,6 +24,7 @@ from tests.support import read_to_end, wait_for
 
 HUB = "fukushima"
 CONSULTATIONS = 40
+IN_FLIGHT = 12  # consultations in progress at once: within what each instance takes before it sheds load
 STEPS = (
     ("screening", {"decision": "accepted"}),
     ("notes", {"text": "二つのインスタンスの試験"}),
@@ -126,7 +127,13 @@ async def test_each_outbox_row_is_published_once_and_in_order_when_two_intakes_s
 ) -> None:
     staff = stack.staff(HUB)
 
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
+
     async def life(client: httpx.AsyncClient) -> str:
+        async with in_flight:
+            return await _life(client)
+
+    async def _life(client: httpx.AsyncClient) -> str:
         # Keep-alive is off, so that nginx takes each request to the next instance in turn.
         submitted = await client.post(f"{origin}/v1/hubs/{HUB}/consultations", json=REQUEST)
         assert submitted.status_code == 202, submitted.text

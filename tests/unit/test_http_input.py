@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,7 @@ from starlette.types import Message, Scope
 from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
 from shared import auth
+from shared.http import install_error_handlers, install_load_shedding
 from tests.unit.test_http_contract import VALID
 
 URL = "/v1/hubs/mediso/consultations"
@@ -207,3 +209,31 @@ async def test_chunked_submission_within_the_limit_is_read_whole(app: FastAPI) -
         response = await client.post(URL, content=body(), headers={"Content-Type": "application/json"})
     assert response.status_code == 422
     assert "language" in {item["field"] for item in response.json()["fields"]}
+
+
+async def test_requests_past_the_limit_in_progress_get_503_with_retry_after_at_once_but_probes_still_answer() -> None:
+    release = asyncio.Event()
+    inner = FastAPI()
+    install_error_handlers(inner)
+
+    @inner.get("/slow")
+    async def slow() -> dict[str, str]:
+        await release.wait()
+        return {"status": "done"}
+
+    @inner.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    install_load_shedding(inner, 1)
+    transport = httpx.ASGITransport(inner)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        first = asyncio.create_task(client.get("/slow"))
+        await asyncio.sleep(0.05)
+        refused = await client.get("/slow", headers={"Accept-Language": "en"})
+        probe = await client.get("/healthz")
+        release.set()
+        assert (await first).status_code == 200
+    assert (refused.status_code, refused.headers["Retry-After"], refused.json()["error"]) == (503, "1", "overloaded")
+    assert refused.json()["messages"]["ja"] == "ただいま混み合っています。少し時間をおいて再度お試しください"
+    assert probe.status_code == 200
