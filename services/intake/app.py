@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from services.intake import SERVICE, api, attachments, portal, tables
-from services.intake.pages import STATIC_DIR, Pages
+from services.intake.pages import STATIC_DIR, Pages, install_refusals
 from services.intake.settings import IntakeSettings
 from services.intake.submissions import Submissions
 from shared import auth
@@ -34,11 +34,12 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         token_ttl=timedelta(hours=settings.staff_token_ttl_hours),
         public_url=settings.public_url,
     )
+    pages = Pages(settings.public_url)
     the_portal = portal.Portal(
         submissions,
         runtime.sessions,
         attachments.FilesystemStore(settings.intake_attachments_dir),
-        Pages(settings.public_url),
+        pages,
         min_fill_s=settings.portal_min_fill_s,
     )
     # Intake keeps accepting consultations while Kafka is away: readiness needs only PostgreSQL.
@@ -50,5 +51,6 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         ready_needs_kafka=False,
         larger_bodies={"/portal/": settings.intake_max_upload_bytes},
     )
+    install_refusals(app, pages)
     app.mount("/portal/static", StaticFiles(directory=STATIC_DIR), name="portal-static")
     return app

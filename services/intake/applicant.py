@@ -58,23 +58,16 @@ NOTES_MAX: Final = 20_000
 _NOTE: Final = TypeAdapter(MultiLineText)
 
 
-class LinkNotValid(Exception):
-    pass
-
-
 def add_routes(router: APIRouter, portal: Portal) -> None:
     async def opened(token: str) -> tables.Consultation:
         async with portal.sessions() as session:
             row = await repository.consultation_by_link(session, handlers.link_digest(token), datetime.now(UTC))
-        if row is None:
-            raise LinkNotValid
+        if row is None:  # answered by the portal's refusal page (`pages.install_refusals`)
+            raise PortalRefused(404, LINK_NOT_VALID)
         return row
 
     def locale_for(request: Request, row: tables.Consultation) -> str:
         return page_locale(request, fallback=row.language)
-
-    def not_valid(request: Request) -> Response:
-        return portal.refused(PortalRefused(404, LINK_NOT_VALID), page_locale(request))
 
     def back_to_page(token: str, locale: str, done: str) -> RedirectResponse:
         return RedirectResponse(f"/portal/my/{token}?lang={locale}&done={done}", status_code=303)
@@ -108,26 +101,17 @@ def add_routes(router: APIRouter, portal: Portal) -> None:
 
     @router.get("/my/{token}/received")
     async def received(request: Request, token: str) -> Response:
-        try:
-            row = await opened(token)
-        except LinkNotValid:
-            return not_valid(request)
+        row = await opened(token)
         return await page(request, token, row, template="portal/received.html")
 
     @router.get("/my/{token}")
     async def applicant_page(request: Request, token: str) -> Response:
-        try:
-            row = await opened(token)
-        except LinkNotValid:
-            return not_valid(request)
+        row = await opened(token)
         return await page(request, token, row, template="portal/applicant.html", errors={})
 
     @router.post("/my/{token}/supplement")
     async def supplement(request: Request, token: str) -> Response:
-        try:
-            row = await opened(token)
-        except LinkNotValid:
-            return not_valid(request)
+        row = await opened(token)
         form = await request.form(max_files=6, max_fields=10)
         locale = locale_for(request, row)
         errors: dict[str, list[str]] = {}
@@ -170,10 +154,7 @@ def add_routes(router: APIRouter, portal: Portal) -> None:
 
     @router.post("/my/{token}/consents")
     async def consents(request: Request, token: str) -> Response:
-        try:
-            row = await opened(token)
-        except LinkNotValid:
-            return not_valid(request)
+        row = await opened(token)
         form = await request.form(max_files=0, max_fields=100)
         locale = locale_for(request, row)
         share_with = tuple(hub for hub in portal.hubs if hub != row.hub and hub in set(form.getlist("share_with")))
@@ -193,18 +174,12 @@ def add_routes(router: APIRouter, portal: Portal) -> None:
 
     @router.get("/my/{token}/withdraw")
     async def withdraw_page(request: Request, token: str) -> Response:
-        try:
-            row = await opened(token)
-        except LinkNotValid:
-            return not_valid(request)
+        row = await opened(token)
         return await page(request, token, row, template="portal/withdraw.html")
 
     @router.post("/my/{token}/withdraw")
     async def withdraw(request: Request, token: str) -> Response:
-        try:
-            row = await opened(token)
-        except LinkNotValid:
-            return not_valid(request)
+        row = await opened(token)
         locale = locale_for(request, row)
         try:
             async with portal.sessions.begin() as session:

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.intake import attachments
@@ -82,3 +82,13 @@ class Pages:
     def refused(self, refusal: PortalRefused, locale: str) -> HTMLResponse:
         message = i18n.translate(refusal.message, locale, **refusal.params)
         return self.render("portal/refused.html", locale, status=refusal.status, message=message, hub=None)
+
+
+def install_refusals(app: FastAPI, pages: Pages) -> None:
+    """A `PortalRefused` raised by a portal route becomes the refusal page, in the page's language."""
+
+    async def refused(request: Request, error: Exception) -> Response:
+        assert isinstance(error, PortalRefused)
+        return pages.refused(error, page_locale(request))
+
+    app.add_exception_handler(PortalRefused, refused)
