@@ -273,6 +273,7 @@ class Relay:
         self._claim = text(_claim_statement(table))
         self._failed = text(_failed_statement(table))
         self._rounds = 0
+        self._backlog = False
 
     async def relay_once(self) -> int:
         """One round: claim (marked sent), send, and mark back each row the broker refused, in one transaction.
@@ -329,14 +330,18 @@ class Relay:
             await session.execute(delete(self._table).where(self._table.c.published_at < func.now() - self._retention))
 
     async def work(self) -> bool:
-        """One unit for `poll.poll`: `lanes` rounds side by side (one's database work overlaps another's
-        sends; SKIP LOCKED gives them disjoint rows and the key-head rule keeps each key's order), and
-        now and then a purge of old published rows. True when there is more to do at once."""
-        claimed = await asyncio.gather(*(self.relay_once() for _ in range(self._lanes)))
+        """One unit for `poll.poll`: one round, or `lanes` rounds side by side while the last unit met a
+        backlog (one's database work overlaps another's sends; SKIP LOCKED gives them disjoint rows and
+        the key-head rule keeps each key's order), and now and then a purge of old published rows. A
+        trickle of rows thus costs one transaction per wake, not `lanes`. True when there is more to
+        do at once."""
+        lanes = self._lanes if self._backlog else 1
+        claimed = await asyncio.gather(*(self.relay_once() for _ in range(lanes)))
+        self._backlog = max(claimed) >= self._batch_size
         self._rounds += 1
         if self._rounds % 3000 == 0:
             await self.purge()
-        return max(claimed) >= self._batch_size
+        return self._backlog
 
 
 async def list_parked(session: AsyncSession, table: Table, *, limit: int = 100) -> list[Parked]:

@@ -288,3 +288,51 @@ async def test_failing_row_holds_back_only_its_own_key_until_parked(
     assert rows[second.id].attempts == 0, "the later row of the stuck key was never tried before its head parked"
     assert rows[second.id].published_at >= rows[first.id].parked_at
     assert rows[other.id].published_at < rows[first.id].parked_at, "the other key was not held back"
+
+
+async def test_relay_takes_a_trickle_in_one_round_and_a_backlog_in_every_lane(
+    infra: Infra, hub: TestHub, database_url: str
+) -> None:
+    """A wake that finds a few rows costs one transaction; after a full batch the next wake runs every lane."""
+    settings = CommonSettings(database_url=database_url, kafka_bootstrap_servers=infra.bootstrap)
+    engine = db.create_engine(settings, application_name="test")
+    sessions = db.create_sessions(engine, info=outbox.binding(intake_tables.outbox_table, "/hubnet/test"))
+    metrics = ServiceMetrics("test", CollectorRegistry())
+    broker = kafka.create_broker(settings, service="test", metrics=metrics)
+    producer = kafka.OutboxProducer(settings, service="test", metadata_timeout_s=5)
+    relay = outbox.Relay(
+        table=intake_tables.outbox_table,
+        sessions=sessions,
+        metrics=metrics,
+        publish=producer.publish,
+        reachable=kafka.reachable(broker),
+        batch_size=5,
+        lanes=3,
+        max_attempts=3,
+        retry_backoff=poll.Backoff(0.01, 0.05),
+    )
+
+    def published() -> int:
+        return int(counter(metrics.registry, "hubnet_test_outbox_published_total"))
+
+    async def stage(count: int) -> None:
+        async with sessions.begin() as session:
+            await outbox.stage_all(
+                session,
+                [outbox.Staged(events.submitted_data(events.submitted(hub.id)), hub=hub.id) for _ in range(count)],
+            )
+
+    try:
+        await broker.connect()
+        await stage(3)
+        assert await relay.work() is False, "a trickle is no backlog"
+        assert published() == 3
+        await stage(40)
+        assert await relay.work() is True, "a full batch: more at once"
+        assert published() == 3 + 5, "one lane while the last wake found no backlog"
+        assert await relay.work() is True
+        assert published() == 3 + 5 + 15, "every lane while there is a backlog"
+    finally:
+        await producer.stop()
+        await broker.stop()
+        await engine.dispose()
