@@ -9,10 +9,15 @@ from services.reporting.settings import ReportingSettings
 from shared import auth
 from shared.consumer import on
 from shared.contract.consultation import (
+    ConsentsChanged,
+    ConsultationClosed,
+    ConsultationScreened,
     ConsultationSubmitted,
+    ConsultationSupplemented,
     ConsultationWithdrawn,
     DeliveryFailed,
     MatchProposed,
+    NoteAdded,
     NotificationSent,
 )
 from shared.runtime import create_http_app, create_runtime
@@ -26,6 +31,11 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         on(NotificationSent, handlers.record_notifications),
         on(DeliveryFailed, handlers.record_delivery_failures),
         on(ConsultationWithdrawn, handlers.record_withdrawals),
+        on(ConsultationScreened, handlers.record_screenings),
+        on(NoteAdded, handlers.record_notes),
+        on(ConsultationClosed, handlers.record_closures),
+        on(ConsultationSupplemented, handlers.record_supplements),
+        on(ConsentsChanged, handlers.record_consents),
     )
     router = api.create_router(runtime.sessions, auth_key=auth.verification_key(settings))
     return create_http_app(

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+JAPAN = ZoneInfo("Asia/Tokyo")
 
 
 class Status(StrEnum):
@@ -30,3 +37,69 @@ def advance(current: Status | None, proposed: Status) -> Status:
     if proposed in TERMINAL:
         return proposed
     return proposed if ORDER.index(proposed) > ORDER.index(current) else current
+
+
+def fiscal_year(moment: datetime) -> int:
+    """年度: the Japanese fiscal year, April to March, of a moment in Japan time (2022-03-31 is FY2021)."""
+    local = moment.astimezone(JAPAN)
+    return local.year if local.month >= 4 else local.year - 1
+
+
+def fiscal_quarter(moment: datetime) -> int:
+    """Q1 is April to June, Q4 January to March."""
+    return (moment.astimezone(JAPAN).month - 4) % 12 // 3 + 1
+
+
+# Japanese is written without spaces: its runs are indexed as overlapping character pairs (bigrams), as
+# pg_bigm does, so that 「薬事」 finds 「薬事承認に向けた相談」; everything else is indexed by words.
+_JAPANESE = "\u3005\u3041-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKENS = re.compile(f"([{_JAPANESE}]+)|([^\\W{_JAPANESE}_]+)")
+
+
+def _normalised(text: str) -> str:
+    """NFKC (full-width letters and digits, half-width kana) and case folded."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _runs(text: str) -> list[list[str]]:
+    """The text's phrases, each a list of lexemes in order: a Japanese run's bigrams (or its one
+    character), or one word."""
+    runs: list[list[str]] = []
+    for japanese, word in _TOKENS.findall(_normalised(text)):
+        if japanese:
+            runs.append([japanese[i : i + 2] for i in range(len(japanese) - 1)] or [japanese])
+        else:
+            runs.append([word])
+    return runs
+
+
+def search_document(texts: Iterable[str | None]) -> str:
+    """A `tsvector` literal of the texts: each lexeme at its position, so that a query's bigrams must
+    stand side by side as they do in the query; then each Japanese character alone, so that a query of
+    one character finds it too. Lexemes hold only letters and digits: nothing to quote."""
+    positions: dict[str, list[int]] = {}
+    position = 0
+    singles: set[str] = set()
+    for text in texts:
+        for run in _runs(text or ""):
+            for lexeme in run:
+                position = min(position + 1, 16383)  # PostgreSQL's largest position
+                positions.setdefault(lexeme, []).append(position)
+            if _is_japanese(run[0][0]):
+                singles.update("".join(run))
+        position += 1  # fields never run into each other
+    for char in singles - positions.keys():
+        positions[char] = [min(position + 1, 16383)]
+    # A lexeme keeps at most 256 positions.
+    return " ".join(f"'{lexeme}':{','.join(map(str, spots[:256]))}" for lexeme, spots in positions.items())
+
+
+def search_query(text: str) -> str | None:
+    """The `to_tsquery` text for what a person typed: every phrase must be found, a Japanese phrase's
+    bigrams side by side (`<->`); None when nothing searchable was typed."""
+    phrases = [" <-> ".join(f"'{lexeme}'" for lexeme in run) for run in _runs(text)]
+    return " & ".join(f"({phrase})" for phrase in phrases) or None
+
+
+def _is_japanese(char: str) -> bool:
+    return re.fullmatch(f"[{_JAPANESE}]", char) is not None

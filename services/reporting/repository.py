@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, Integer, func, literal, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting import domain, tables
@@ -38,7 +40,10 @@ async def save_views(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> N
     await db.insert_rows(session, tables.ConsultationView.__table__, rows, conflict=("id",), update=columns)
 
 
-async def add_to_timeline(session: AsyncSession, envelopes: Sequence[ContextAttributes]) -> None:
+async def add_to_timeline(
+    session: AsyncSession, entries: Sequence[tuple[ContextAttributes, str | None, dict[str, Any] | None]]
+) -> None:
+    """Each event with its actor and detail, once (a replay finds its entry there)."""
     await db.insert_rows(
         session,
         tables.TimelineEntry.__table__,
@@ -51,8 +56,10 @@ async def add_to_timeline(session: AsyncSession, envelopes: Sequence[ContextAttr
                 "source": envelope.source,
                 "occurred_at": envelope.time,
                 "correlation_id": envelope.correlation_id,
+                "actor": actor,
+                "detail": detail,
             }
-            for envelope in envelopes
+            for envelope, actor, detail in entries
         ],
         conflict=("event_id",),
     )
@@ -85,3 +92,183 @@ async def list_consultations(
         .offset(offset)
     )
     return list(rows)
+
+
+SORTS: dict[str, Any] = {
+    "submitted_at": tables.ConsultationView.submitted_at,
+    "organization": tables.ConsultationView.organization,
+    "status": tables.ConsultationView.status,
+    "reference": tables.ConsultationView.reference,
+}
+"""The columns a list may be sorted by; every sort ends on the id, so the order is total."""
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """What a person asks of a hub's consultations. Empty fields ask nothing."""
+
+    text: str = ""
+    company: str = ""
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+    statuses: tuple[str, ...] = ()
+    topic: str | None = None
+    product_kind: str | None = None
+    channel: str | None = None
+    actor: str | None = None
+    fiscal_year: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[tables.ConsultationView]
+    next_after: tuple[Any, uuid.UUID] | None
+
+
+def _conditions(hub: str, search: Search) -> list[Any]:
+    view = tables.ConsultationView
+    conditions: list[Any] = [view.hub == hub]
+    if search.text and (query := domain.search_query(search.text)) is not None:
+        conditions.append(view.search.bool_op("@@")(func.to_tsquery(literal("simple", type_=REGCONFIG), query)))
+    if company := search.company.strip():
+        digits = company.replace("-", "").replace(" ", "")
+        conditions.append(
+            or_(view.organization.ilike(f"%{_escaped(company)}%", escape="\\"), view.corporate_number == digits)
+        )
+    if search.submitted_from is not None:
+        conditions.append(view.submitted_at >= _start_of(search.submitted_from))
+    if search.submitted_to is not None:
+        conditions.append(view.submitted_at < _start_of(search.submitted_to + timedelta(days=1)))
+    if search.statuses:
+        conditions.append(view.status.in_(search.statuses))
+    if search.topic:
+        conditions.append(view.topics.contains([search.topic]))
+    if search.product_kind:
+        conditions.append(view.product_kind == search.product_kind)
+    if search.channel:
+        conditions.append(view.channel == search.channel)
+    if search.actor:
+        conditions.append(or_(view.screened_by == search.actor, view.entered_by == search.actor))
+    if search.fiscal_year is not None:
+        conditions.append(view.fiscal_year == search.fiscal_year)
+    return conditions
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _start_of(day: date) -> datetime:
+    """Midnight in Japan: the hubs' days."""
+    return datetime.combine(day, time.min, tzinfo=domain.JAPAN)
+
+
+async def search_consultations(
+    session: AsyncSession,
+    hub: str,
+    search: Search,
+    *,
+    sort: str = "submitted_at",
+    descending: bool = True,
+    after: tuple[Any, uuid.UUID] | None = None,
+    limit: int = 50,
+) -> Page:
+    """One page of the hub's consultations that match, in the order asked; `after` is the previous
+    page's last (sort value, id): keyset pagination, as fast on page 100 as on page 1."""
+    view = tables.ConsultationView
+    column = SORTS[sort]
+    key = func.coalesce(column, _lowest(column))  # NULLs sort as the lowest value, in both directions
+    statement = select(view).where(*_conditions(hub, search))
+    if after is not None:
+        value, last_id = after
+        position = tuple_(key, view.id)
+        statement = statement.where(position < (value, last_id) if descending else position > (value, last_id))
+    order = (key.desc(), view.id.desc()) if descending else (key.asc(), view.id.asc())
+    rows = list(await session.scalars(statement.order_by(*order).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_after = None
+    if more:
+        last = rows[-1]
+        value = getattr(last, sort)
+        next_after = (value if value is not None else _lowest_value(column), last.id)
+    return Page(rows, next_after)
+
+
+def _lowest(column: Any) -> Any:
+    return literal(_lowest_value(column), type_=column.type)
+
+
+def _lowest_value(column: Any) -> Any:
+    return datetime(1, 1, 1, tzinfo=UTC) if isinstance(column.type, DateTime) else ""
+
+
+async def all_matching(session: AsyncSession, hub: str, search: Search, *, sort: str, descending: bool) -> Any:
+    """Every consultation that matches, streamed in the list's order (CSV exports)."""
+    view = tables.ConsultationView
+    key = func.coalesce(SORTS[sort], _lowest(SORTS[sort]))
+    order = (key.desc(), view.id.desc()) if descending else (key.asc(), view.id.asc())
+    return await session.stream_scalars(
+        select(view).where(*_conditions(hub, search)).order_by(*order).execution_options(yield_per=500)
+    )
+
+
+COUNTED: dict[str, Any] = {
+    "status": tables.ConsultationView.status,
+    "product_kind": tables.ConsultationView.product_kind,
+    "development_stage": tables.ConsultationView.development_stage,
+    "applicant_kind": tables.ConsultationView.applicant_kind,
+    "prefecture": tables.ConsultationView.prefecture,
+    "channel": tables.ConsultationView.channel,
+}
+"""The dimensions a fiscal year is counted by, besides topics (counted apart: one application carries several)."""
+
+
+@dataclass(frozen=True, slots=True)
+class YearCounts:
+    """A hub's fiscal year: applications, and consultations by topic, in total, by month and by dimension."""
+
+    fiscal_year: int
+    applications: int
+    topics: dict[str, int]
+    by_month: dict[int, int]
+    topics_by_month: dict[int, dict[str, int]]
+    dimensions: dict[str, dict[str, int]]
+
+
+async def count_year(session: AsyncSession, hub: str, fiscal_year: int) -> YearCounts:
+    view = tables.ConsultationView
+    where = (view.hub == hub, view.fiscal_year == fiscal_year)
+    month = func.extract("month", func.timezone("Asia/Tokyo", view.submitted_at)).cast(Integer)
+    by_month = {
+        int(m): int(n) for m, n in await session.execute(select(month, func.count()).where(*where).group_by(month))
+    }
+    topic = func.unnest(view.topics).label("topic")
+    topics_rows = (select(month.label("month"), topic).where(*where)).subquery()
+    topics_by_month: dict[int, dict[str, int]] = {}
+    for m, t, n in await session.execute(
+        select(topics_rows.c.month, topics_rows.c.topic, func.count()).group_by(
+            topics_rows.c.month, topics_rows.c.topic
+        )
+    ):
+        topics_by_month.setdefault(int(m), {})[t] = int(n)
+    totals: dict[str, int] = {}
+    for counts in topics_by_month.values():
+        for t, n in counts.items():
+            totals[t] = totals.get(t, 0) + n
+    dimensions: dict[str, dict[str, int]] = {}
+    for name, column in COUNTED.items():
+        rows = await session.execute(select(column, func.count()).where(*where).group_by(column))
+        dimensions[name] = {value if value is not None else "": int(n) for value, n in rows}
+    return YearCounts(fiscal_year, sum(by_month.values()), totals, by_month, topics_by_month, dimensions)
+
+
+async def fiscal_years(session: AsyncSession, hub: str) -> list[int]:
+    view = tables.ConsultationView
+    rows = await session.scalars(
+        select(view.fiscal_year)
+        .where(view.hub == hub, view.fiscal_year.is_not(None))
+        .distinct()
+        .order_by(view.fiscal_year.desc())
+    )
+    return [year for year in rows if year is not None]
