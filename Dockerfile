@@ -1,6 +1,12 @@
 # One image for every hubnet service; the command picks the service: `services.<name> serve|migrate`.
 # Build: docker build -t hubnet .   Run: docker run hubnet services.intake serve
 
+# The browser-side libraries the console serves itself (htmx), from the npm lock: never from a CDN.
+FROM node:20-slim AS web
+WORKDIR /web
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts
+
 # Builder: a virtual environment from the hash-pinned lock, then the project itself (no deps: all locked).
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -26,6 +32,8 @@ ENV PATH=/opt/hubnet/bin:$PATH \
 RUN groupadd --system --gid 10001 hubnet \
     && useradd --system --uid 10001 --gid hubnet --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin hubnet
 COPY --from=build /opt/hubnet /opt/hubnet
+COPY --from=web /web/node_modules /opt/hubnet/web/node_modules
+ENV HUBNET_REPORTING_VENDOR_DIR=/opt/hubnet/web/node_modules/htmx.org/dist
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8001 8002 8003 8004

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.reporting import SERVICE, api, handlers, tables
+from services.reporting import SERVICE, api, console, handlers, tables
 from services.reporting.settings import ReportingSettings
 from shared import auth
 from shared.consumer import on
@@ -20,6 +20,7 @@ from shared.contract.consultation import (
     NoteAdded,
     NotificationSent,
 )
+from shared.hubs import load_hubs
 from shared.runtime import create_http_app, create_runtime
 
 
@@ -37,7 +38,20 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         on(ConsultationSupplemented, handlers.record_supplements),
         on(ConsentsChanged, handlers.record_consents),
     )
-    router = api.create_router(runtime.sessions, auth_key=auth.verification_key(settings))
-    return create_http_app(
+    auth_key = auth.verification_key(settings)
+    router = api.create_router(runtime.sessions, auth_key=auth_key)
+    app = create_http_app(
         runtime, title="hubnet reporting", description="Read models, built from events.", routers=[router]
     )
+    console.install(
+        app,
+        console.Console(
+            sessions=runtime.sessions,
+            auth_key=auth_key,
+            hubs=load_hubs(settings),
+            intake_url=settings.intake_url,
+            secure_cookies=settings.public_url.startswith("https://"),
+        ),
+        vendor_dir=settings.reporting_vendor_dir,
+    )
+    return app

@@ -60,7 +60,7 @@ API: Final = {
 PREFIXES: Final = {"/portal/": "intake", "/console/": "reporting"}
 """The applicants' portal and the staff console: every path under each prefix goes to its service."""
 
-STATIC: Final = ("/portal/static/",)
+STATIC: Final = {"/portal/static/": "intake", "/console/static/": "reporting"}
 """Stylesheets and scripts: not rate-limited (a page loads several)."""
 
 
@@ -213,7 +213,9 @@ def render(
         else f"        location {prefix} {{ proxy_pass http://{service}; }}"
         for prefix, service in PREFIXES.items()
     )
-    statics = "\n".join(f"        location {prefix} {{ proxy_pass http://intake; }}" for prefix in STATIC)
+    statics = "\n".join(
+        f"        location {prefix} {{ proxy_pass http://{service}; }}" for prefix, service in STATIC.items()
+    )
     allow_map = "\n".join(f'        "~{path_regex(template)}" "{allow(template)}";' for template in API)
     messages = i18n.in_every_locale(METHOD_NOT_ALLOWED)
     body = {"error": "method_not_allowed", "message": messages[i18n.DEFAULT_LOCALE], "messages": messages}

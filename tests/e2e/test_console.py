@@ -1,0 +1,196 @@
+"""The staff console as a hub's staff use it, in Chromium through the gateway: sign in with their own
+account, search in Japanese and English, open a record and walk its tabs, screen it and see the timeline
+change, export the list as CSV and read it back, print the record; axe-core on every page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Page, expect
+
+from services.reporting import console
+from shared import i18n
+from shared.contract.vocabulary import ScreeningDecision
+from tests.e2e.browser import check_page
+from tests.e2e.conftest import Stack
+from tests.support import wait_for
+
+HUB = "cariso"  # a hub no other e2e test uses
+PASSWORD = "a long console passphrase"
+
+
+def t(message: str, locale: str, **params: Any) -> str:
+    return i18n.translate(message, locale, **params)
+
+
+def consultation(title: str, body: str, marker: str) -> dict[str, Any]:
+    return {
+        "language": "ja",
+        "applicant_kind": "startup",
+        "organization": f"株式会社コンソール試験{marker}",
+        "title": title,
+        "product_kind": "care_tech",
+        "development_stage": "non_clinical",
+        "topics": ["regulation", "fundraising"],
+        "contact_name": "山田 花子",
+        "email": f"console-{marker}@example.jp",
+        "body": body,
+    }
+
+
+@pytest.fixture
+async def screener(http: httpx.AsyncClient, stack: Stack) -> dict[str, str]:
+    """A screener's own account at the hub, opened by its admin."""
+    email = f"screener-{uuid.uuid4().hex[:8]}@cariso.example.jp"
+    opened = await http.post(
+        f"{stack.origin}/v1/hubs/{HUB}/staff",
+        json={"email": email, "display_name": "精査 太郎", "roles": ["screener"], "password": PASSWORD},
+        headers=stack.staff(HUB),
+    )
+    assert opened.status_code == 201, opened.text
+    return {"email": email, "password": PASSWORD}
+
+
+async def submitted(http: httpx.AsyncClient, stack: Stack, body: dict[str, Any]) -> str:
+    answer = await http.post(f"{stack.origin}/v1/hubs/{HUB}/consultations", json=body)
+    assert answer.status_code == 202, answer.text
+    consultation_id: str = answer.json()["consultation_id"]
+
+    async def projected() -> bool:
+        view = await http.get(f"{stack.origin}/v1/hubs/{HUB}/consultations/{consultation_id}", headers=stack.staff(HUB))
+        return view.status_code == 200
+
+    await wait_for(projected, timeout=30, what="the consultation in reporting")
+    return consultation_id
+
+
+async def sign_in(page: Page, stack: Stack, account: dict[str, str], locale: str) -> None:
+    await page.goto(f"{stack.origin}/console/consultations?lang={locale}")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(t("Sign in to the staff console", locale))
+    await check_page(page, f"console-sign-in-{locale}")
+    await page.get_by_label(t("Hub", locale)).select_option(HUB)
+    await page.get_by_label(t("Email address", locale)).fill(account["email"])
+    await page.get_by_label(t("Password", locale)).fill(account["password"])
+    await page.get_by_role("button", name=t("Sign in", locale)).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(t("Consultations", locale))
+
+
+async def search(page: Page, locale: str, words: str) -> None:
+    await page.get_by_label(t("Words in the consultation", locale)).fill(words)
+    await page.get_by_role("button", name=t("Search", locale), exact=True).click()
+    await expect(page).to_have_url(re.compile(r"[?&]q="))
+
+
+async def test_staff_sign_in_search_open_the_record_screen_it_and_export(
+    page: Page, stack: Stack, http: httpx.AsyncClient, screener: dict[str, str]
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    japanese = await submitted(
+        http, stack, consultation(f"薬事承認に向けた相談 {marker}", "見守りセンサーの薬事承認について", marker)
+    )
+    english = await submitted(
+        http,
+        stack,
+        consultation(f"Regulatory strategy {marker}", "We plan a clinical study of our care robot.", marker),
+    )
+
+    # A wrong password: refused in the page's language, nothing said of whether the account exists.
+    await page.goto(f"{stack.origin}/console/sign-in")
+    await page.get_by_label(t("Hub", "ja")).select_option(HUB)
+    await page.get_by_label(t("Email address", "ja")).fill(screener["email"])
+    await page.get_by_label(t("Password", "ja")).fill("not the password at all")
+    await page.get_by_role("button", name=t("Sign in", "ja")).click()
+    await expect(page.get_by_role("alert")).to_have_text(t(console.SIGN_IN_REFUSED, "ja"))
+    await check_page(page, "console-sign-in-refused-ja")
+
+    await sign_in(page, stack, screener, "ja")
+    await check_page(page, "console-list-ja")
+
+    # Japanese full text: 「薬事」 finds 「薬事承認に向けた相談」, not the English one.
+    await search(page, "ja", f"薬事 {marker}")
+    results = page.locator("#results table tbody")
+    await expect(results.get_by_role("link", name=f"薬事承認に向けた相談 {marker}")).to_be_visible()
+    await expect(results.get_by_role("link", name=f"Regulatory strategy {marker}")).to_have_count(0)
+    await check_page(page, "console-search-ja")
+
+    # The list as CSV: UTF-8 with a BOM, exactly the columns and rows on screen.
+    headers = [text.strip() for text in await page.locator("#results table thead th").all_inner_texts()]
+    shown = await page.locator("#results table tbody tr").count()
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name=t("Download CSV (Excel, UTF-8)", "ja")).click()
+    download = await download_info.value
+    raw = (await http.get(download.url, cookies=_cookies(await page.context.cookies()))).content
+    assert raw.startswith(b"\xef\xbb\xbf"), "a BOM, so that Japanese Excel reads UTF-8"
+    table = list(csv.reader(io.StringIO(raw[3:].decode("utf-8"))))
+    assert table[0] == [header.rstrip(" ▼▲").strip() for header in headers]
+    assert len(table) - 1 == shown
+    assert any(f"薬事承認に向けた相談 {marker}" in row for row in table[1:])
+    shift_jis = await http.get(download.url + "&encoding=shift_jis", cookies=_cookies(await page.context.cookies()))
+    assert shift_jis.content.decode("cp932").splitlines()[0].split(",") == table[0]
+
+    # English words, in the English console.
+    await page.goto(f"{stack.origin}/console/consultations?lang=en")
+    await search(page, "en", f"regulatory {marker}")
+    await expect(results.get_by_role("link", name=f"Regulatory strategy {marker}")).to_be_visible()
+    await expect(results.get_by_role("link", name=f"薬事承認に向けた相談 {marker}")).to_have_count(0)
+    await check_page(page, "console-search-en")
+
+    # The record: every tab, in Japanese.
+    await page.goto(f"{stack.origin}/console/consultations/{japanese}?lang=ja")
+    for key, label in console.TABS:
+        await (
+            page.get_by_role("navigation", name=t("Record sections", "ja"))
+            .get_by_role("link", name=t(label, "ja"), exact=True)
+            .click()
+        )
+        await expect(page.get_by_role("heading", level=2, name=t(label, "ja"), exact=True)).to_be_visible()
+        await check_page(page, f"console-record-{key}-ja")
+
+    # Screen it from the progress tab: the timeline shows the screening and who recorded it.
+    await page.get_by_label(i18n.label(ScreeningDecision.ACCEPTED, "ja")).check()
+    await page.get_by_role("button", name=t("Record the screening", "ja")).click()
+    done = (
+        t("The screening is recorded.", "ja"),
+        t("The screening was accepted and will appear here in a moment.", "ja"),
+    )
+    await expect(page.get_by_role("status")).to_have_text(re.compile("|".join(map(re.escape, done))))
+    await page.reload()  # had it been pending, the view has it by now
+    timeline = page.locator("ol.timeline")
+    await expect(timeline).to_contain_text(t("Screened", "ja"))
+    await expect(timeline).to_contain_text(screener["email"])
+    await check_page(page, "console-record-screened-ja")
+
+    # "Mine": what this screener screened.
+    await page.goto(f"{stack.origin}/console/consultations?queue=mine")
+    await expect(results.get_by_role("link", name=f"薬事承認に向けた相談 {marker}")).to_be_visible()
+
+    # The printable record (フォーム出力): every section on one page, printed without the navigation.
+    await page.goto(f"{stack.origin}/console/consultations/{english}?tab=all&lang=en")
+    await page.emulate_media(media="print")
+    for _, label in console.TABS:
+        await expect(page.get_by_role("heading", level=2, name=t(label, "en"), exact=True)).to_be_visible()
+    await check_page(page, "console-record-print-en")
+
+
+async def test_console_pages_need_a_session_and_forms_need_its_token(stack: Stack, http: httpx.AsyncClient) -> None:
+    page = await http.get(f"{stack.origin}/console/consultations", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"].endswith("/console/sign-in")
+    forged = await http.post(
+        f"{stack.origin}/console/consultations/{uuid.uuid4()}/screening",
+        data={"decision": "accepted"},
+        cookies={console.COOKIE: stack.token(HUB)},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 303, "a post without the form's token is not acted on"
+    assert forged.headers["location"].endswith("/console/sign-in")
+
+
+def _cookies(cookies: Any) -> dict[str, str]:
+    return {cookie["name"]: cookie["value"] for cookie in cookies}
