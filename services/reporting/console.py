@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
+import babel.dates
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -138,6 +139,19 @@ EVENT_LABELS: Final = {
     "hubnet.consultation.supplemented.v1": N_("The applicant added information"),
     "hubnet.consultation.consents_changed.v1": N_("Consents changed"),
 }
+
+DIMENSIONS: Final = (
+    ("status", N_("By status")),
+    ("product_kind", N_("By product kind")),
+    ("development_stage", N_("By development stage")),
+    ("applicant_kind", N_("By kind of applicant")),
+    ("channel", N_("By channel")),
+    ("prefecture", N_("By prefecture")),
+)
+FUNNEL: Final = (N_("Submitted"), N_("Screened"), N_("Experts proposed"), N_("Meeting scheduled"), N_("Closed"))
+QUARTER: Final = N_("Q%(number)s")
+FISCAL_YEAR: Final = N_("FY%(year)s")
+NOT_GIVEN: Final = N_("Not given")
 
 SIGN_IN_REFUSED: Final = N_("The email address or password is not correct, or the account is locked for a while.")
 INTAKE_UNAVAILABLE: Final = N_("The service is busy or unavailable. Please try again in a moment.")
@@ -268,7 +282,7 @@ class Console:
         self.templates = i18n.jinja_environment(
             FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined, autoescape=select_autoescape(["html"])
         )
-        self.templates.filters["value_label"] = self._value_label
+        self.templates.filters["value_label"] = self.value_label
         self.templates.filters["when"] = _when
 
     # --- pages ----------------------------------------------------------------------------------
@@ -308,9 +322,12 @@ class Console:
         if not token:
             raise SignInNeeded
         try:
-            return Staff(auth.verify_staff_token(self.auth_key, token), token)
+            principal = auth.verify_staff_token(self.auth_key, token)
         except auth.InvalidToken as error:
             raise SignInNeeded from error
+        if not principal.may(auth.Action.READ):
+            raise SignInNeeded
+        return Staff(principal, token)
 
     def checked(self, request: Request, form: Mapping[str, Any]) -> Staff:
         """The staff member of a form post, whose form carries the value derived from their token."""
@@ -319,7 +336,7 @@ class Console:
             raise SignInNeeded
         return staff
 
-    def _value_label(self, value: str | None, column: str, locale: str) -> str:
+    def value_label(self, value: str | None, column: str, locale: str) -> str:
         if value is None or value == "":
             return ""
         if column == "status":
@@ -342,7 +359,7 @@ class Console:
             elif column == "submitted_at":
                 cells.append(_when(value))
             elif column in ("status", "product_kind", "channel"):
-                cells.append(self._value_label(value, column, locale))
+                cells.append(self.value_label(value, column, locale))
             else:
                 cells.append(value or "")
         return cells
@@ -370,6 +387,11 @@ class Console:
             return await client.post(
                 path, json=dict(body), headers={"Authorization": f"Bearer {staff.token}", "Accept-Language": locale}
             )
+
+
+def fiscal_label(year: int, locale: str) -> str:
+    """2025 → 「2025年度」 / "FY2025"."""
+    return i18n.translate(FISCAL_YEAR, locale, year=year)
 
 
 def _when(value: datetime | None) -> str:
@@ -460,6 +482,62 @@ def create_router(console: Console) -> APIRouter:
             rows=[(row, console.cells(row, locale)) for row in page.rows],
             next_page=query.params(after=_cursor(page.next_after)) if page.next_after else None,
             vocabulary={"topic": list(SupportField), "product_kind": list(ProductKind), "channel": list(Channel)},
+        )
+
+    @router.get("/dashboard")
+    async def dashboard(request: Request) -> HTMLResponse:
+        staff = console.staff(request)
+        locale = console.locale(request)
+        hub = staff.principal.hub
+        this_year = domain.fiscal_year(datetime.now(domain.JAPAN))
+        async with console.sessions() as session:
+            years = await repository.fiscal_years(session, hub)
+            asked = request.query_params.get("year", "")
+            year = (
+                int(asked)
+                if asked.isdigit() and int(asked) in years
+                else (this_year if this_year in years or not years else years[0])
+            )
+            counts = await repository.count_year(session, hub, year)
+            flow = await repository.funnel(session, hub, year)
+        if year not in years:
+            years = sorted({*years, year}, reverse=True)
+        months = babel.dates.get_month_names("abbreviated", locale=locale)
+        month_order = [4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2, 3]
+        quarters = [0, 0, 0, 0]
+        for month, count in counts.by_month.items():
+            quarters[(month - 4) % 12 // 3] += count
+
+        def labelled(column: str, values: Mapping[str, int]) -> list[tuple[str, int]]:
+            items = [
+                (console.value_label(value, column, locale) if value else i18n.translate(NOT_GIVEN, locale), count)
+                for value, count in values.items()
+            ]
+            return sorted(items, key=lambda item: (-item[1], item[0]))
+
+        timing = domain.spread(domain.business_days(start, end) for start, end in flow.screening_times)
+        return console.render(
+            request,
+            "console/dashboard.html",
+            staff=staff,
+            years=years,
+            counts=counts,
+            year_label=fiscal_label(year, locale),
+            fiscal_label=lambda one: fiscal_label(one, locale),
+            timing=timing,
+            months=[(months[m], counts.by_month.get(m, 0)) for m in month_order],
+            quarters=[(i18n.translate(QUARTER, locale, number=n + 1), quarters[n]) for n in range(4)],
+            topics=[(i18n.label(topic, locale), counts.topics.get(topic.value, 0)) for topic in SupportField],
+            funnel=[
+                (i18n.translate(label, locale), number)
+                for label, number in zip(
+                    FUNNEL, (flow.submitted, flow.screened, flow.matched, flow.meeting, flow.closed), strict=True
+                )
+            ],
+            dimensions=[
+                (name, i18n.translate(title, locale), labelled(name, counts.dimensions[name]))
+                for name, title in DIMENSIONS
+            ],
         )
 
     @router.get("/consultations.csv")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import re
+import statistics
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
+
+import holidays
 
 JAPAN = ZoneInfo("Asia/Tokyo")
 
@@ -103,3 +109,41 @@ def search_query(text: str) -> str | None:
 
 def _is_japanese(char: str) -> bool:
     return re.fullmatch(f"[{_JAPANESE}]", char) is not None
+
+
+@functools.cache
+def _japanese_holidays(year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("JP", years=year)
+
+
+def is_business_day(day: date) -> bool:
+    """A weekday that is not a Japanese public holiday."""
+    return day.weekday() < 5 and day not in _japanese_holidays(day.year)
+
+
+def business_days(start: datetime, end: datetime) -> int:
+    """Japanese business days from `start` to `end` (Japan time), the first day not counted: received on a
+    Friday and screened on the Monday after is 1; the same day is 0."""
+    first, last = start.astimezone(JAPAN).date(), end.astimezone(JAPAN).date()
+    days = 0
+    day = first
+    while day < last:
+        day += timedelta(days=1)
+        days += is_business_day(day)
+    return days
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """The median and 90th percentile (nearest rank) of some durations; None without any."""
+
+    median: float | None
+    p90: float | None
+    count: int
+
+
+def spread(values: Iterable[float]) -> Spread:
+    ordered = sorted(values)
+    if not ordered:
+        return Spread(None, None, 0)
+    return Spread(statistics.median(ordered), ordered[math.ceil(0.9 * len(ordered)) - 1], len(ordered))

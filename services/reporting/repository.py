@@ -272,3 +272,39 @@ async def fiscal_years(session: AsyncSession, hub: str) -> list[int]:
         .order_by(view.fiscal_year.desc())
     )
     return [year for year in rows if year is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class Funnel:
+    """How far a fiscal year's applications got, and how long screening took for each screened one."""
+
+    submitted: int
+    screened: int
+    matched: int
+    meeting: int
+    closed: int
+    screening_times: list[tuple[datetime, datetime]]
+
+
+async def funnel(session: AsyncSession, hub: str, fiscal_year: int) -> Funnel:
+    view = tables.ConsultationView
+    where = (view.hub == hub, view.fiscal_year == fiscal_year)
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count(view.screened_at),
+                func.count(view.match_proposed_at),
+                func.count().filter(view.status == domain.Status.MEETING_SCHEDULED.value),
+                func.count(view.closed_at),
+            ).where(*where)
+        )
+    ).one()
+    times = await session.execute(
+        select(view.submitted_at, view.screened_at).where(
+            *where, view.screened_at.is_not(None), view.submitted_at.is_not(None)
+        )
+    )
+    submitted, screened, matched, meeting, closed = (int(n) for n in row)
+    pairs = [(start, end) for start, end in times if start is not None and end is not None]
+    return Funnel(submitted, screened, matched, meeting, closed, screening_times=pairs)

@@ -72,7 +72,10 @@ class DevelopmentStage(StrEnum):
 
 
 class SupportField(StrEnum):
-    """The expert fields of part-time supporters (非常勤サポーター), plus reimbursement."""
+    """The expert fields of part-time supporters (非常勤サポーター), plus reimbursement, and the desks of
+    PMDA's SaMD one-stop window (医療機器プログラム総合相談), which routes one application to up to three:
+    whether the product is a medical device (該当性), its development (開発), insurance (医療保険:
+    `REIMBURSEMENT`). Values are only ever added, consumers first."""
 
     REGULATION = "regulation"
     MARKETING = "marketing"
@@ -82,6 +85,8 @@ class SupportField(StrEnum):
     IP_STRATEGY = "ip_strategy"
     INTERNATIONAL_EXPANSION = "international_expansion"
     REIMBURSEMENT = "reimbursement"
+    DEVICE_APPLICABILITY = "device_applicability"
+    DEVELOPMENT_ADVICE = "development_advice"
 
 
 class MeetingFormat(StrEnum):

@@ -175,6 +175,8 @@ LABELS: dict[type[StrEnum], dict[StrEnum, str]] = {
         SupportField.IP_STRATEGY: N_("IP strategy"),
         SupportField.INTERNATIONAL_EXPANSION: N_("International expansion"),
         SupportField.REIMBURSEMENT: N_("Reimbursement"),
+        SupportField.DEVICE_APPLICABILITY: N_("Is it a medical device?"),
+        SupportField.DEVELOPMENT_ADVICE: N_("Development advice"),
     },
 }
 

@@ -12,11 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from playwright.async_api import Page, expect
 
 from services.reporting import console
-from shared import i18n
+from shared import i18n, kafka
+from shared.contract import new_envelope
+from shared.contract.topics import consultations
 from shared.contract.vocabulary import ScreeningDecision
+from tests import history
 from tests.e2e.browser import check_page
 from tests.e2e.conftest import Stack
 from tests.support import wait_for
@@ -194,3 +198,63 @@ async def test_console_pages_need_a_session_and_forms_need_its_token(stack: Stac
 
 def _cookies(cookies: Any) -> dict[str, str]:
     return {cookie["name"]: cookie["value"] for cookie in cookies}
+
+
+async def test_dashboard_reports_the_samd_windows_fiscal_years_exactly(
+    page: Page, stack: Stack, http: httpx.AsyncClient
+) -> None:
+    """PMDA's SaMD window, FY2021 and FY2022, as intake would have published them: each chart's table says
+    the seed facts exactly, applications and consultations by desk apart."""
+    email = f"analyst-{uuid.uuid4().hex[:8]}@pmda.example.jp"
+    opened = await http.post(
+        f"{stack.origin}/v1/hubs/pmda/staff",
+        json={"email": email, "display_name": "分析 花子", "roles": ["analyst"], "password": PASSWORD},
+        headers=stack.staff("pmda"),
+    )
+    assert opened.status_code == 201, opened.text
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for year, (applications, desks) in history.SAMD_WINDOW.items():
+            for data in history.fiscal_year_of_applications("pmda", year, applications, desks):
+                envelope = new_envelope(data, source="/hubnet/intake", hub="pmda", subject=data.subject)
+                # One event id per consultation, run after run: a second run on the same stack is a redelivery.
+                envelope = envelope.model_copy(update={"id": uuid.uuid5(uuid.NAMESPACE_URL, f"event:{data.subject}")})
+                await producer.send(
+                    consultations("pmda"),
+                    envelope.to_bytes(),
+                    key=data.subject.encode(),
+                    headers=kafka.record_headers(envelope.type),
+                )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    await page.goto(f"{stack.origin}/console/sign-in?lang=en")
+    await page.get_by_label("Hub").select_option("pmda")
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("navigation", name="Console").get_by_role("link", name="Dashboard").click()
+
+    for year, (applications, desks) in history.SAMD_WINDOW.items():
+
+        async def projected(year: int = year, applications: int = applications) -> bool:
+            await page.goto(f"{stack.origin}/console/dashboard?year={year}&lang=en")
+            figure = page.locator(".figures div", has_text="Applications").locator("dd")
+            return await figure.inner_text() == str(applications)
+
+        await wait_for(projected, timeout=60, interval=0.5, what=f"FY{year} projected")
+        await expect(page.get_by_role("heading", level=1)).to_have_text(f"Dashboard: FY{year}")
+        topics = page.get_by_role("table", name="Consultations by topic")
+        for desk, count in desks.items():
+            row = topics.locator("tr", has=page.get_by_role("rowheader", name=i18n.label(desk, "en"), exact=True))
+            await expect(row.locator("td.num")).to_have_text(str(count))
+        by_month = page.get_by_role("table", name="Applications by month")
+        counted = [int(text) for text in await by_month.locator("tbody td.num").all_inner_texts()]
+        assert sum(counted) == applications
+        await check_page(page, f"console-dashboard-fy{year}-en")
+
+    await page.goto(f"{stack.origin}/console/dashboard?year=2021&lang=ja")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("ダッシュボード: 2021年度")
+    await check_page(page, "console-dashboard-fy2021-ja")

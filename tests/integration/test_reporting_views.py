@@ -34,6 +34,7 @@ from shared.contract.vocabulary import (
     SupportField,
 )
 from shared.settings import CommonSettings
+from tests import history
 
 HUB = "pmda"
 
@@ -235,3 +236,19 @@ async def test_screening_notes_and_closure_move_the_view_and_name_the_actor(
     assert record.timeline[2].detail == {"text": "初回面談を調整中"}
     assert await found(sessions, statuses=("closed",)) == {accepted.consultation_id}
     assert await found(sessions, actor="screener@pmda.example") == {accepted.consultation_id, refused.consultation_id}
+
+
+async def test_the_samd_windows_fiscal_years_are_reported_exactly(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """FY2021: 238 applications carrying 175 / 110 / 43 consultations by desk; FY2022: 216 carrying 166 / 79 / 36."""
+    for year, (applications, desks) in history.SAMD_WINDOW.items():
+        submissions = history.fiscal_year_of_applications(HUB, year, applications, desks)
+        for start in range(0, len(submissions), 100):  # as the consumer applies them: in batches
+            await project(sessions, *submissions[start : start + 100])
+    async with sessions() as session:
+        for year, (applications, desks) in history.SAMD_WINDOW.items():
+            counts = await repository.count_year(session, HUB, year)
+            assert counts.applications == applications
+            assert counts.topics == {desk.value: count for desk, count in desks.items()}
+            assert sum(counts.by_month.values()) == applications
+            assert set(counts.by_month) == set(range(1, 13)), "spread over the whole fiscal year"
+            assert sum(counts.topics.values()) != counts.applications, "consultations are not applications"

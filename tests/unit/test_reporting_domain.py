@@ -1,0 +1,42 @@
+"""Reporting's rules without a database: fiscal years, Japanese business days, spreads, the search index."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.reporting import domain
+
+JAPAN = domain.JAPAN
+
+
+def test_fiscal_year_and_quarter_follow_april_in_japan_time() -> None:
+    assert domain.fiscal_year(datetime(2022, 3, 31, 23, 59, tzinfo=JAPAN)) == 2021
+    assert domain.fiscal_year(datetime(2022, 4, 1, 0, 0, tzinfo=JAPAN)) == 2022
+    # 2022-03-31 16:00 UTC is already April 1st in Japan.
+    assert domain.fiscal_year(datetime.fromisoformat("2022-03-31T16:00:00+00:00")) == 2022
+    assert [domain.fiscal_quarter(datetime(2022, month, 1, tzinfo=JAPAN)) for month in (4, 7, 10, 1)] == [1, 2, 3, 4]
+
+
+def test_business_days_skip_weekends_and_japanese_holidays() -> None:
+    friday = datetime(2025, 4, 25, 15, tzinfo=JAPAN)
+    assert domain.business_days(friday, datetime(2025, 4, 25, 17, tzinfo=JAPAN)) == 0
+    assert domain.business_days(friday, datetime(2025, 4, 28, 9, tzinfo=JAPAN)) == 1
+    # Golden Week: 4/29 (昭和の日), 5/3–5/6 (憲法記念日, みどりの日, こどもの日, 振替休日).
+    assert domain.business_days(friday, datetime(2025, 5, 7, 9, tzinfo=JAPAN)) == 5  # 4/28, 4/30, 5/1, 5/2, 5/7
+    assert not domain.is_business_day(datetime(2025, 5, 6).date())
+
+
+def test_spread_is_the_median_and_the_nearest_rank_90th_percentile() -> None:
+    assert domain.spread([]) == domain.Spread(None, None, 0)
+    assert domain.spread([3, 1, 2]) == domain.Spread(2, 3, 3)
+    assert domain.spread(range(1, 11)) == domain.Spread(5.5, 9, 10)
+
+
+def test_search_document_indexes_japanese_bigrams_in_order_and_words() -> None:
+    document = domain.search_document(["薬事承認", "SaMD の相談"])
+    assert document.startswith("'薬事':1 '事承':2 '承認':3 'samd':5")
+    assert "'薬':" in document, "one character alone too"
+    assert domain.search_query("薬事承認") == "('薬事' <-> '事承' <-> '承認')"
+    assert domain.search_query("ＳａＭＤ　承認") == "('samd') & ('承認')"
+    assert domain.search_query("'; DROP TABLE --") == "('drop') & ('table')", "only letters and digits reach the query"
+    assert domain.search_query("？！") is None
