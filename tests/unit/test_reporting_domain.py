@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from services.reporting import domain
 
@@ -23,7 +23,7 @@ def test_business_days_skip_weekends_and_japanese_holidays() -> None:
     assert domain.business_days(friday, datetime(2025, 4, 28, 9, tzinfo=JAPAN)) == 1
     # Golden Week: 4/29 (昭和の日), 5/3–5/6 (憲法記念日, みどりの日, こどもの日, 振替休日).
     assert domain.business_days(friday, datetime(2025, 5, 7, 9, tzinfo=JAPAN)) == 5  # 4/28, 4/30, 5/1, 5/2, 5/7
-    assert not domain.is_business_day(datetime(2025, 5, 6).date())
+    assert not domain.is_business_day(date(2025, 5, 6))
 
 
 def test_spread_is_the_median_and_the_nearest_rank_90th_percentile() -> None:
