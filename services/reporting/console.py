@@ -461,6 +461,7 @@ def create_router(console: Console) -> APIRouter:
         staff = console.staff(request)
         query = read_list_query(request, staff)
         async with console.sessions() as session:
+            views = await repository.saved_views(session, staff.principal.hub, staff.principal.subject)
             page = await repository.search_consultations(
                 session,
                 staff.principal.hub,
@@ -482,6 +483,7 @@ def create_router(console: Console) -> APIRouter:
             rows=[(row, console.cells(row, locale)) for row in page.rows],
             next_page=query.params(after=_cursor(page.next_after)) if page.next_after else None,
             vocabulary={"topic": list(SupportField), "product_kind": list(ProductKind), "channel": list(Channel)},
+            views=views,
         )
 
     @router.get("/dashboard")
@@ -539,6 +541,35 @@ def create_router(console: Console) -> APIRouter:
                 for name, title in DIMENSIONS
             ],
         )
+
+    @router.post("/views")
+    async def save_view(request: Request) -> Response:
+        """Save the list as it stands (its search and order) under a name, for this member only."""
+        form = await request.form()
+        staff = console.checked(request, form)
+        name = " ".join(str(form.get("name", "")).split())[:100]
+        query = str(form.get("query", ""))[:2000].lstrip("?")
+        if name:
+            async with console.sessions.begin() as session:
+                await repository.save_view(
+                    session, hub=staff.principal.hub, owner=staff.principal.subject, name=name, query=query
+                )
+        return RedirectResponse(f"/console/consultations?{query}", status_code=303)
+
+    @router.post("/views/{view_id}/deletion")
+    async def delete_view(request: Request, view_id: str) -> Response:
+        form = await request.form()
+        staff = console.checked(request, form)
+        try:
+            wanted = uuid.UUID(view_id)
+        except ValueError:
+            wanted = None
+        if wanted is not None:
+            async with console.sessions.begin() as session:
+                await repository.delete_view(
+                    session, hub=staff.principal.hub, owner=staff.principal.subject, view_id=wanted
+                )
+        return RedirectResponse("/console/consultations", status_code=303)
 
     @router.get("/consultations.csv")
     async def export(request: Request) -> StreamingResponse:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, func, literal, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy import DateTime, Integer, delete, func, literal, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import REGCONFIG, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting import domain, tables
@@ -308,3 +308,36 @@ async def funnel(session: AsyncSession, hub: str, fiscal_year: int) -> Funnel:
     submitted, screened, matched, meeting, closed = (int(n) for n in row)
     pairs = [(start, end) for start, end in times if start is not None and end is not None]
     return Funnel(submitted, screened, matched, meeting, closed, screening_times=pairs)
+
+
+MAX_SAVED_VIEWS = 50
+
+
+async def saved_views(session: AsyncSession, hub: str, owner: str) -> list[tables.SavedView]:
+    rows = await session.scalars(
+        select(tables.SavedView)
+        .where(tables.SavedView.hub == hub, tables.SavedView.owner == owner)
+        .order_by(tables.SavedView.name)
+        .limit(MAX_SAVED_VIEWS)
+    )
+    return list(rows)
+
+
+async def save_view(session: AsyncSession, *, hub: str, owner: str, name: str, query: str) -> None:
+    """Save (or, under a name already used, replace) one of the member's views."""
+    statement = insert(tables.SavedView).values(
+        id=uuid.uuid4(), hub=hub, owner=owner, name=name, query=query, created_at=func.now()
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["hub", "owner", "name"], set_={"query": statement.excluded.query, "created_at": func.now()}
+        )
+    )
+
+
+async def delete_view(session: AsyncSession, *, hub: str, owner: str, view_id: uuid.UUID) -> None:
+    await session.execute(
+        delete(tables.SavedView).where(
+            tables.SavedView.id == view_id, tables.SavedView.hub == hub, tables.SavedView.owner == owner
+        )
+    )

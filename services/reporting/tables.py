@@ -96,4 +96,20 @@ class TimelineEntry(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
+class SavedView(Base):
+    """A list's search and order that a staff member saved under a name: their own, at their hub. Not built
+    from events (a preference, not a projection): a rebuild keeps it."""
+
+    __tablename__ = "saved_views"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    hub: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    query: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_saved_views_owner", "hub", "owner", "name", unique=True),)
+
+
 inbox_table = inbox.define_table(metadata)

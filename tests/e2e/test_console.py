@@ -138,6 +138,15 @@ async def test_staff_sign_in_search_open_the_record_screen_it_and_export(
     shift_jis = await http.get(download.url + "&encoding=shift_jis", cookies=_cookies(await page.context.cookies()))
     assert shift_jis.content.decode("cp932").splitlines()[0].split(",") == table[0]
 
+    # The search saved as a view of this member's own, opened again from the plain list.
+    await page.get_by_label(t("Save this view as", "ja")).fill(f"薬事 {marker}")
+    await page.get_by_role("button", name=t("Save view", "ja")).click()
+    await page.goto(f"{stack.origin}/console/consultations")
+    await page.get_by_role("navigation", name=t("My views", "ja")).get_by_role("link", name=f"薬事 {marker}").click()
+    await expect(page.get_by_label(t("Words in the consultation", "ja"))).to_have_value(f"薬事 {marker}")
+    await expect(results.get_by_role("link", name=f"薬事承認に向けた相談 {marker}")).to_be_visible()
+    await check_page(page, "console-saved-view-ja")
+
     # English words, in the English console.
     await page.goto(f"{stack.origin}/console/consultations?lang=en")
     await search(page, "en", f"regulatory {marker}")
