@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, FromClause, MetaData, Row, Table, TextClause, text
+from sqlalchemy import ARRAY, FromClause, MetaData, Row, Table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -61,8 +61,10 @@ def _is_json(column_type: Any) -> bool:
 @functools.cache
 def _insert_statement(
     table: Table, columns: tuple[str, ...], conflict: tuple[str, ...] | None, update: tuple[str, ...], returning: str
-) -> TextClause:
-    # Arrays travel as one JSON text per row (unnest would flatten an array of arrays), JSONB as text.
+) -> Any:
+    # Arrays travel as one JSON text per row (unnest would flatten an array of arrays), JSONB as text. The
+    # rows are a textual SELECT; the INSERT around it is a construct, so a schema translation applies to it
+    # (reporting's rebuild writes the same statements into a shadow schema).
     casts, selects = [], []
     for name in columns:
         column_type = table.c[name].type
@@ -79,20 +81,21 @@ def _insert_statement(
         else:
             casts.append(f"CAST(:{name} AS {column_type.compile(dialect=_DIALECT)}[])")
             selects.append(f"u.{name}")
-    target = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
-    sql = (
-        f"INSERT INTO {target} ({', '.join(columns)}) "
+    rows = text(
         f"SELECT {', '.join(selects)} FROM unnest({', '.join(casts)}) AS u({', '.join(columns)})"
-    )
+    ).columns(*(table.c[name] for name in columns))
+    statement: Any = postgresql.insert(table).from_select(list(columns), rows)
     if conflict is not None:
-        on = f" ON CONFLICT ({', '.join(conflict)})" if conflict else " ON CONFLICT"
+        target = list(conflict) or None
         if update:
-            sql += on + " DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in update)
+            statement = statement.on_conflict_do_update(
+                index_elements=target, set_={name: statement.excluded[name] for name in update}
+            )
         else:
-            sql += on + " DO NOTHING"
+            statement = statement.on_conflict_do_nothing(index_elements=target)
     if returning:
-        sql += f" RETURNING {returning}"
-    return text(sql)
+        statement = statement.returning(table.c[returning])
+    return statement
 
 
 async def insert_rows(

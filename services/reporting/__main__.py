@@ -1,11 +1,29 @@
-"""Entry point: `python -m services.reporting serve|migrate|outbox`."""
+"""Entry point: `python -m services.reporting serve|migrate|outbox|rebuild`."""
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
-from services.reporting import tables
-from services.reporting.app import create_app
+from rich.console import Console
+
+from services.reporting import rebuild, tables
+from services.reporting.app import ROUTES, create_app
 from services.reporting.settings import ReportingSettings
 from shared.cli import main
+
+
+def _rebuild(settings: ReportingSettings, args: Sequence[str]) -> int | str:
+    """`rebuild [--check] [--keep-old]`: replay the log into a shadow schema, then swap (or only compare)."""
+    unknown = [arg for arg in args if arg not in ("--check", "--keep-old")]
+    if unknown:
+        return f"usage: python -m services.reporting rebuild [--check] [--keep-old] (not {' '.join(unknown)})"
+    console = Console(stderr=True)
+    outcome = asyncio.run(
+        rebuild.rebuild(settings, ROUTES, check_only="--check" in args, keep_old="--keep-old" in args, console=console)
+    )
+    rebuild.report(outcome, Console())
+    return 0 if outcome.swapped or outcome.equal else 1
+
 
 main(
     "reporting",
@@ -13,4 +31,5 @@ main(
     create_app=create_app,
     migrations_dir=Path(__file__).parent / "migrations",
     metadata=tables.metadata,
+    commands={"rebuild": _rebuild},
 )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from services.reporting import SERVICE, api, console, handlers, tables
 from services.reporting.settings import ReportingSettings
 from shared import auth
-from shared.consumer import on
+from shared.consumer import Route, on
 from shared.contract.consultation import (
     ConsentsChanged,
     ConsultationClosed,
@@ -23,21 +25,24 @@ from shared.contract.consultation import (
 from shared.hubs import load_hubs
 from shared.runtime import create_http_app, create_runtime
 
+ROUTES: tuple[Route[Any], ...] = (
+    on(ConsultationSubmitted, handlers.record_submissions),
+    on(MatchProposed, handlers.record_match_proposals),
+    on(NotificationSent, handlers.record_notifications),
+    on(DeliveryFailed, handlers.record_delivery_failures),
+    on(ConsultationWithdrawn, handlers.record_withdrawals),
+    on(ConsultationScreened, handlers.record_screenings),
+    on(NoteAdded, handlers.record_notes),
+    on(ConsultationClosed, handlers.record_closures),
+    on(ConsultationSupplemented, handlers.record_supplements),
+    on(ConsentsChanged, handlers.record_consents),
+)
+"""Every event type reporting projects, and its use case: the live consumer's, and the rebuild's."""
+
 
 def create_app(settings: ReportingSettings) -> FastAPI:
     runtime = create_runtime(SERVICE, settings, tables.metadata)
-    runtime.consume(
-        on(ConsultationSubmitted, handlers.record_submissions),
-        on(MatchProposed, handlers.record_match_proposals),
-        on(NotificationSent, handlers.record_notifications),
-        on(DeliveryFailed, handlers.record_delivery_failures),
-        on(ConsultationWithdrawn, handlers.record_withdrawals),
-        on(ConsultationScreened, handlers.record_screenings),
-        on(NoteAdded, handlers.record_notes),
-        on(ConsultationClosed, handlers.record_closures),
-        on(ConsultationSupplemented, handlers.record_supplements),
-        on(ConsentsChanged, handlers.record_consents),
-    )
+    runtime.consume(*ROUTES)
     auth_key = auth.verification_key(settings)
     router = api.create_router(runtime.sessions, auth_key=auth_key)
     app = create_http_app(

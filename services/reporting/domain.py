@@ -67,14 +67,18 @@ def _normalised(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+LONGEST_WORD = 100
+"""Longer runs of letters are no words anyone searches for (PostgreSQL refuses lexemes past 2,046 bytes)."""
+
+
 def _runs(text: str) -> list[list[str]]:
     """The text's phrases, each a list of lexemes in order: a Japanese run's bigrams (or its one
-    character), or one word."""
+    character), or one word (none longer than `LONGEST_WORD`)."""
     runs: list[list[str]] = []
     for japanese, word in _TOKENS.findall(_normalised(text)):
         if japanese:
             runs.append([japanese[i : i + 2] for i in range(len(japanese) - 1)] or [japanese])
-        else:
+        elif len(word) <= LONGEST_WORD:
             runs.append([word])
     return runs
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,7 +48,6 @@ async def _project(
     timeline (one insert). Statuses only advance (`domain.advance`); `None` leaves them as they are."""
     current = await repository.lock_statuses(session, {event.data.consultation_id for event in events})
     rows: dict[uuid.UUID, dict[str, Any]] = {}
-    now = datetime.now(UTC)
     for event in events:
         data: ConsultationEvent = event.data
         before = current.get(data.consultation_id)
@@ -57,7 +55,7 @@ async def _project(
         after = domain.advance(before, proposed) if proposed is not None else before or domain.Status.SUBMITTED
         current[data.consultation_id] = after
         row = rows.setdefault(data.consultation_id, {"id": data.consultation_id, "hub": event.envelope.hub})
-        row.update(values(data), status=after.value, updated_at=now)
+        row.update(values(data), status=after.value, updated_at=event.envelope.time)
     await repository.save_views(session, list(rows.values()))
     await repository.add_to_timeline(session, [(event.envelope, *entry(event.data)) for event in events])
 

@@ -40,3 +40,8 @@ def test_search_document_indexes_japanese_bigrams_in_order_and_words() -> None:
     assert domain.search_query("ＳａＭＤ　承認") == "('samd') & ('承認')"
     assert domain.search_query("'; DROP TABLE --") == "('drop') & ('table')", "only letters and digits reach the query"
     assert domain.search_query("？！") is None
+
+
+def test_a_word_no_one_searches_for_is_left_out_of_the_index() -> None:
+    """A body of 20,000 letters without a space: PostgreSQL refuses a lexeme past 2,046 bytes."""
+    assert domain.search_document(["a" * 20_000, "approval"]) == "'approval':2"
