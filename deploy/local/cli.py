@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
@@ -28,6 +30,8 @@ stack_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
+reporting_app = typer.Typer(help="Reporting's read models on the local stack.", no_args_is_help=True)
+app.add_typer(reporting_app, name="reporting")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -138,6 +142,30 @@ def stack_prepare() -> None:
         err.print(f"Kafka {stack.kafka_version()}: {libs}")
         err.print(f"PostgreSQL: {stack.pg_bindir()}")
         err.print(f"Java: {stack.java_binary()}")
+
+
+@reporting_app.command("rebuild")
+def reporting_rebuild(
+    check: Annotated[
+        bool, typer.Option("--check", help="Build a shadow and compare it with the live views; no swap.")
+    ] = False,
+    keep_old: Annotated[
+        bool, typer.Option("--keep-old", help="Keep the replaced schema (renamed) after the swap.")
+    ] = False,
+) -> None:
+    """Replay every hub topic into a shadow schema while the live views serve, then swap atomically
+    (`python -m services.reporting rebuild`, with the stack instance's settings)."""
+    with _reported():
+        env = {**os.environ, **stack.load_env()}
+    args = [
+        sys.executable,
+        "-m",
+        "services.reporting",
+        "rebuild",
+        *(["--check"] if check else []),
+        *(["--keep-old"] if keep_old else []),
+    ]
+    raise typer.Exit(subprocess.run(args, env=env, check=False).returncode)
 
 
 @app.command("token")
