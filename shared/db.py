@@ -81,9 +81,9 @@ def _insert_statement(
         else:
             casts.append(f"CAST(:{name} AS {column_type.compile(dialect=_DIALECT)}[])")
             selects.append(f"u.{name}")
-    rows = text(
-        f"SELECT {', '.join(selects)} FROM unnest({', '.join(casts)}) AS u({', '.join(columns)})"
-    ).columns(*(table.c[name] for name in columns))
+    rows = text(f"SELECT {', '.join(selects)} FROM unnest({', '.join(casts)}) AS u({', '.join(columns)})").columns(
+        *(table.c[name] for name in columns)
+    )
     statement: Any = postgresql.insert(table).from_select(list(columns), rows)
     if conflict is not None:
         target = list(conflict) or None
