@@ -8,6 +8,7 @@ import re
 import pytest
 
 from services.intake.pages import Pages
+from shared.contract.vocabulary import SupportField
 from shared.hubs import DEFAULT_HUBS
 
 
@@ -33,7 +34,7 @@ def test_the_form_offers_each_group_of_choices_as_radios_or_checkboxes(locale: s
     page = bytes(response.body).decode()
     assert f'<html lang="{locale}">' in page
     assert len(re.findall(r'type="radio" id="f-applicant_kind-\d+"', page)) == 7
-    assert len(re.findall(r'type="checkbox" id="f-topics-\d+"', page)) == 8
+    assert len(re.findall(r'type="checkbox" id="f-topics-\d+"', page)) == len(SupportField)
     assert re.search(r'id="f-topics-1" name="topics" value="regulation" checked>', page)
     assert re.search(r'value="startup" checked required>', page)
     assert 'aria-describedby="f-topics-help f-topics-error"' in page
