@@ -389,6 +389,12 @@ class Console:
             )
 
 
+def spreadsheet_safe(cell: str) -> str:
+    """A cell Excel would take for a formula (=, +, -, @, or a tab or return first: what an applicant typed
+    could run on a staff member's machine) is written as text, behind an apostrophe (OWASP's advice)."""
+    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def fiscal_label(year: int, locale: str) -> str:
     """2025 → 「2025年度」 / "FY2025"."""
     return i18n.translate(FISCAL_YEAR, locale, year=year)
@@ -591,7 +597,7 @@ def create_router(console: Console) -> APIRouter:
                 async for row in rows:
                     buffer.seek(0)
                     buffer.truncate()
-                    writer.writerow(console.cells(row, locale))
+                    writer.writerow([spreadsheet_safe(cell) for cell in console.cells(row, locale)])
                     yield buffer.getvalue().encode(encoding, errors="replace")
 
         name = f"consultations-{staff.principal.hub}-{datetime.now(domain.JAPAN).date().isoformat()}.csv"

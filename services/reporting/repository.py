@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, delete, func, literal, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import REGCONFIG, insert
+from sqlalchemy import DateTime, Integer, cast, delete, func, literal, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import TSQUERY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting import domain, tables
@@ -129,7 +129,9 @@ def _conditions(hub: str, search: Search) -> list[Any]:
     view = tables.ConsultationView
     conditions: list[Any] = [view.hub == hub]
     if search.text and (query := domain.search_query(search.text)) is not None:
-        conditions.append(view.search.bool_op("@@")(func.to_tsquery(literal("simple", type_=REGCONFIG), query)))
+        # The query's lexemes as they are (a `tsquery` literal, like the document's `tsvector`): no parser
+        # in between, which would read "0e67a074" as the number 0e67 and the word a074.
+        conditions.append(view.search.bool_op("@@")(cast(literal(query), TSQUERY)))
     if company := search.company.strip():
         digits = company.replace("-", "").replace(" ", "")
         conditions.append(

@@ -90,7 +90,7 @@ async def found(sessions: async_sessionmaker[AsyncSession], **search: Any) -> se
 
 async def test_japanese_and_english_full_text_and_company_search(sessions: async_sessionmaker[AsyncSession]) -> None:
     approval = submission(title="薬事承認に向けた相談", body="クラスII医療機器の承認申請について")
-    english = submission(title="Regulatory strategy for our SaMD", body="We plan a clinical trial in Japan.")
+    english = submission(title="Regulatory strategy for our SaMD 0e67a074", body="We plan a clinical trial in Japan.")
     other = submission(
         title="資金調達の相談",
         body="シリーズAに向けて",
@@ -105,6 +105,7 @@ async def test_japanese_and_english_full_text_and_company_search(sessions: async
     assert await found(sessions, text="薬") == {approval.consultation_id}, "one character finds it too"
     assert await found(sessions, text="事薬") == set(), "the characters in their order, not any order"
     assert await found(sessions, text="regulatory") == {english.consultation_id}
+    assert await found(sessions, text="0e67a074") == {english.consultation_id}, "a word that looks like 0e67"
     assert await found(sessions, text="Clinical TRIAL") == {english.consultation_id}
     assert await found(sessions, text="ＳａＭＤ") == {english.consultation_id}, "full-width letters are letters"
     assert await found(sessions, company="ヘルスケアＡＩ") == {other.consultation_id}

@@ -1,10 +1,12 @@
-"""Reporting's rules without a database: fiscal years, Japanese business days, spreads, the search index."""
+"""Reporting's rules without a database: fiscal years, Japanese business days, spreads, the search index,
+CSV cells."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
 from services.reporting import domain
+from services.reporting.console import spreadsheet_safe
 
 JAPAN = domain.JAPAN
 
@@ -45,3 +47,11 @@ def test_search_document_indexes_japanese_bigrams_in_order_and_words() -> None:
 def test_a_word_no_one_searches_for_is_left_out_of_the_index() -> None:
     """A body of 20,000 letters without a space: PostgreSQL refuses a lexeme past 2,046 bytes."""
     assert domain.search_document(["a" * 20_000, "approval"]) == "'approval':2"
+
+
+def test_a_csv_cell_excel_would_run_as_a_formula_is_written_as_text() -> None:
+    assert spreadsheet_safe('=HYPERLINK("http://evil.example","x")') == '\'=HYPERLINK("http://evil.example","x")'
+    assert spreadsheet_safe("+81 3 1234 5678") == "'+81 3 1234 5678"
+    assert spreadsheet_safe("@SUM(A1)") == "'@SUM(A1)"
+    assert spreadsheet_safe("株式会社テスト") == "株式会社テスト"
+    assert spreadsheet_safe("") == ""
