@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.fault.conftest import Stack
 from tests.support import wait_for
@@ -53,6 +54,9 @@ async def rebuild(stack: Stack, *args: str) -> tuple[int, str]:
     return process.returncode, stdout.decode() + stderr.decode()[-2000:]
 
 
+# Two replays of the whole log: a few seconds on a fresh stack, minutes on a long-lived one (the test
+# stack keeps its data between runs).
+@pytest.mark.timeout(900)
 async def test_rebuild_under_load_keeps_the_console_answering_and_equals_the_live_views(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
@@ -99,7 +103,9 @@ async def test_rebuild_under_load_keeps_the_console_answering_and_equals_the_liv
     reading = asyncio.create_task(read_the_console())
     try:
         await asyncio.sleep(2)  # under way before the rebuild starts
+        began = time.monotonic()
         status, output = await rebuild(stack)
+        print(f"rebuild and swap: {time.monotonic() - began:.1f} s\n{output}")
         assert status == 0, output
         assert "rebuilt and swapped" in output
         await asyncio.sleep(2)  # and on after the swap
@@ -127,11 +133,15 @@ async def test_rebuild_under_load_keeps_the_console_answering_and_equals_the_liv
                 return False
         return True
 
+    began = time.monotonic()
     await wait_for(all_settled, timeout=180, interval=1, what="every consultation accepted during the rebuild, settled")
     # A second replay of the whole log equals the live views, row for row (once the live consumer has
     # applied what was still arriving from other tests' consultations: a few tries).
+    print(f"settled: {time.monotonic() - began:.1f} s")
     for _ in range(6):
+        began = time.monotonic()
         status, output = await rebuild(stack, "--check")
+        print(f"check: {time.monotonic() - began:.1f} s\n{output}")
         if status == 0:
             break
         await asyncio.sleep(5)
