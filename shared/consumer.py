@@ -29,7 +29,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -115,6 +115,41 @@ def lanes(parsed: Sequence[Parsed], count: int) -> list[list[Parsed]]:
     for items in sorted(by_partition.values(), key=len, reverse=True):
         min(result, key=len).extend(items)  # largest first into the lightest lane: balanced lanes
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a record is to a consumer: an event of one of its routes, a type it does not handle (ignored),
+    or something to dead-letter (rejected: the reason, and the type as far as it is known)."""
+
+    event: Event[Any] | None = None
+    ignored: str | None = None
+    rejected: tuple[str, str] | None = None
+
+
+def read(record: Record, routes: Mapping[str, Route[Any]]) -> Reading:
+    """Parse a record for the routes (event type → route): in one pass when its type header names a route
+    and tells the truth; otherwise the envelope, then its payload, each saying what is wrong. Pure: the
+    live consumer and reporting's rebuild read the log alike."""
+    if (declared := _declared_type(record)) is not None:
+        if (declared_route := routes.get(declared)) is None:
+            # A hubnet event of a type this service does not handle (often its own): skipped unparsed.
+            return Reading(ignored=declared)
+        with contextlib.suppress(ValidationError):  # the two steps below then say what is wrong
+            received = declared_route.received.model_validate_json(record.value or b"")
+            if received.type == declared:
+                return Reading(event=Event(received, received.data))
+    try:
+        envelope = Envelope.model_validate_json(record.value or b"")
+    except ValidationError as error:
+        return Reading(rejected=(f"not a hubnet envelope: {errors.describe(error)}", "unknown"))
+    route = routes.get(envelope.type)
+    if route is None:
+        return Reading(ignored=envelope.type)
+    try:
+        return Reading(event=Event(envelope, route.model.model_validate(envelope.data)))
+    except ValidationError as error:
+        return Reading(rejected=(f"invalid {envelope.type} payload: {errors.describe(error)}", envelope.type))
 
 
 class Consumer:
@@ -310,29 +345,15 @@ class Consumer:
             self._processed[tp] = max(self._processed.get(tp, 0), offset)
 
     async def _parse(self, record: Record, ignored: Counter[str]) -> Parsed | None:
-        if (declared := _declared_type(record)) is not None:
-            if (declared_route := self._routes.get(declared)) is None:
-                # A hubnet event of a type this service does not handle (often its own): skipped unparsed.
-                ignored[declared] += 1
-                return None
-            with contextlib.suppress(ValidationError):  # the two steps below then say what is wrong
-                received = declared_route.received.model_validate_json(record.value or b"")
-                if received.type == declared:
-                    return Parsed(record, Event(received, received.data))
-        try:
-            envelope = Envelope.model_validate_json(record.value or b"")
-        except ValidationError as error:
-            await self._dead_letter(record, f"not a hubnet envelope: {errors.describe(error)}", "unknown")
-            return None
-        route = self._routes.get(envelope.type)
-        if route is None:
-            ignored[envelope.type] += 1
-            return None
-        try:
-            return Parsed(record, Event(envelope, route.model.model_validate(envelope.data)))
-        except ValidationError as error:
-            await self._dead_letter(record, f"invalid {envelope.type} payload: {errors.describe(error)}", envelope.type)
-            return None
+        reading = read(record, self._routes)
+        if reading.event is not None:
+            return Parsed(record, reading.event)
+        if reading.rejected is not None:
+            reason, event_type = reading.rejected
+            await self._dead_letter(record, reason, event_type)
+        elif reading.ignored is not None:
+            ignored[reading.ignored] += 1
+        return None
 
     async def _apply(self, parsed: Sequence[Parsed]) -> None:
         backoff = self._backoff()

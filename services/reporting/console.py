@@ -615,20 +615,7 @@ def create_router(console: Console) -> APIRouter:
             return console.render(request, "console/not_found.html", status=404, staff=staff)
         tab = request.query_params.get("tab", "consultation")
         tab = tab if tab in dict(TABS) or tab == "all" else "consultation"
-        return console.render(
-            request,
-            "console/record.html",
-            staff=staff,
-            record=found,
-            tab=tab,
-            tabs=TABS,
-            event_labels=EVENT_LABELS,
-            decisions=list(ScreeningDecision),
-            reasons=list(OutOfScopeReason),
-            may_screen=staff.principal.may(auth.Action.SCREEN),
-            notice=request.query_params.get("notice"),
-            problem=None,
-        )
+        return _record_page(console, request, staff, found, tab=tab, notice=request.query_params.get("notice"))
 
     @router.post("/consultations/{consultation_id}/screening")
     async def screen(request: Request, consultation_id: str) -> Response:
@@ -651,20 +638,14 @@ def create_router(console: Console) -> APIRouter:
             answer = None
         if answer is None or answer.status_code >= 300:
             problem = _problem(answer)
-            return console.render(
+            return _record_page(
+                console,
                 request,
-                "console/record.html",
-                status=answer.status_code if answer is not None and answer.status_code < 500 else 503,
-                staff=staff,
-                record=found,
+                staff,
+                found,
                 tab="progress",
-                tabs=TABS,
-                event_labels=EVENT_LABELS,
-                decisions=list(ScreeningDecision),
-                reasons=list(OutOfScopeReason),
-                may_screen=staff.principal.may(auth.Action.SCREEN),
-                notice=None,
                 problem=problem,
+                status=answer.status_code if answer is not None and answer.status_code < 500 else 503,
             )
         # Read your writes: wait (bounded) until the screening is in the view, else say it is on its way.
         seen = await _wait_for(console, staff, found.view.id, lambda view: view.screened_at is not None)
@@ -674,6 +655,35 @@ def create_router(console: Console) -> APIRouter:
         )
 
     return router
+
+
+def _record_page(
+    console: Console,
+    request: Request,
+    staff: Staff,
+    found: repository.ConsultationRecord,
+    *,
+    tab: str,
+    notice: str | None = None,
+    problem: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """The record at one tab, with the actions the member may take, and a notice or a problem."""
+    return console.render(
+        request,
+        "console/record.html",
+        status=status,
+        staff=staff,
+        record=found,
+        tab=tab,
+        tabs=TABS,
+        event_labels=EVENT_LABELS,
+        decisions=list(ScreeningDecision),
+        reasons=list(OutOfScopeReason),
+        may_screen=staff.principal.may(auth.Action.SCREEN),
+        notice=notice,
+        problem=problem,
+    )
 
 
 def _problem(answer: httpx.Response | None) -> str:

@@ -34,7 +34,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import Index, text
@@ -42,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.reporting import SERVICE, tables
 from shared import db, inbox, kafka
-from shared.consumer import UNREADABLE, Route, plan
+from shared.consumer import UNREADABLE, Route, plan, read
 from shared.contract import Event
 from shared.errors import describe
 from shared.settings import CommonSettings
@@ -54,7 +53,6 @@ CHECKED_TABLES = ("consultations", "timeline")
 """What the log alone decides; saved views are members' preferences, the inbox records when, not what."""
 BATCH = 5000
 LANES = 4
-_TYPE = re.compile(rb"hubnet\.[a-z_]+\.[a-z_]+\.v[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -221,25 +219,15 @@ class Replay:
             offset = got[-1].offset + 1
 
     def _parse(self, records: Iterable[Any]) -> list[Event[Any]]:
-        """Records of the types reporting handles, parsed as the live consumer parses them; the rest (types
-        it ignores, and what it dead-lettered) are passed over, as the live consumer passed them."""
+        """Records read as the live consumer reads them (`shared.consumer.read`); what it ignored or
+        dead-lettered is passed over here."""
         events = []
         for record in records:
-            declared = next(
-                (value for name, value in record.headers or () if name == kafka.TYPE_HEADER and value), None
-            )
-            if not isinstance(declared, bytes) or not _TYPE.fullmatch(declared):
+            reading = read(record, self._routes)
+            if reading.event is not None:
+                events.append(reading.event)
+            elif reading.rejected is not None:
                 self.skipped += 1
-                continue
-            route = self._routes.get(declared.decode("ascii"))
-            if route is None:
-                continue
-            try:
-                received = route.received.model_validate_json(record.value or b"")
-            except ValidationError:
-                self.skipped += 1
-                continue
-            events.append(Event(received, received.data))
         return events
 
     async def _apply(self, events: Sequence[Event[Any]], records: int, advanced: Callable[[int], None]) -> None:
