@@ -52,6 +52,10 @@ LIVE = SERVICE.schema
 CHECKED_TABLES = ("consultations", "timeline")
 """What the log alone decides; saved views are members' preferences, the inbox records when, not what."""
 BATCH = 5000
+LOCK_ORDER = ("saved_views", "inbox", "consultations", "timeline")
+"""The swap locks the live tables in the order the services take them (the console's list reads saved views,
+then consultations; the consumer claims its inbox, then writes views, then the timeline; a record is read
+view, then timeline), so a reader or the consumer waits for the swap rather than deadlocking with it."""
 LANES = 4
 
 
@@ -306,7 +310,8 @@ async def swap(engine: AsyncEngine, replay: Replay, schema: str, advanced: Calla
     """Under an exclusive lock on the live tables: catch the shadow up with the log, copy what the log does
     not decide, and trade the schemas' names. Returns the old schema's new name."""
     old = f"{schema}_old"
-    live_tables = ", ".join(f'"{LIVE}"."{table.name}"' for table in tables.metadata.sorted_tables)
+    assert set(LOCK_ORDER) == {table.name for table in tables.metadata.sorted_tables}, "every table, once"
+    live_tables = ", ".join(f'"{LIVE}"."{name}"' for name in LOCK_ORDER)
     async with engine.begin() as connection:
         await connection.execute(text("SET LOCAL lock_timeout = '30s'"))
         await connection.execute(text(f"LOCK TABLE {live_tables} IN ACCESS EXCLUSIVE MODE"))
