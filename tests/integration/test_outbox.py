@@ -273,6 +273,14 @@ async def test_failing_row_holds_back_only_its_own_key_until_parked(
     table = intake_tables.outbox_table
     async with relaying(settings, sessions, lanes=2, retry_backoff=poll.Backoff(0.3, 0.6), metadata_timeout_s=0.3):
         records = await read_topic(infra.bootstrap, hub.topic, count=2, timeout=30)
+
+        async def second_marked() -> bool:
+            # On the topic before its round committed: stopping the relay now would roll the mark back.
+            async with sessions() as session:
+                published = await session.scalar(select(table.c.published_at).where(table.c.event_id == second.id))
+            return published is not None
+
+        await wait_for(second_marked, timeout=10, what="the second row marked published")
     async with sessions() as session:
         rows = {
             row.event_id: row
