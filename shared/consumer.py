@@ -31,6 +31,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -431,6 +432,7 @@ class Consumer:
                 for calls in layer:
                     with _correlated(calls[0].envelope):
                         await self._routes[calls[0].envelope.type].handler(session, calls)
+        committed = datetime.now(UTC)
         self._metrics.consumer_stalled.set(0)
         self._after_commit()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -438,9 +440,11 @@ class Consumer:
         outcomes: Counter[tuple[str, str]] = Counter()
         for event in events:  # a redelivery within the batch counts as a duplicate too
             event_id = event.envelope.id
-            outcomes[
-                event.envelope.type, "applied" if event_id in claimed and event_id not in counted else "duplicate"
-            ] += 1
+            applied = event_id in claimed and event_id not in counted
+            outcomes[event.envelope.type, "applied" if applied else "duplicate"] += 1
+            if applied:
+                age = (committed - event.envelope.time).total_seconds()
+                self._metrics.event_age_seconds.labels(event.envelope.type).observe(max(age, 0.0))
             counted.add(event_id)
         for (event_type, outcome), count in outcomes.items():
             self._metrics.events.labels(event_type, outcome).inc(count)

@@ -17,6 +17,29 @@ def new_correlation_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+AGE_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
+
+
 class ServiceMetrics:
     """The metrics shared wiring records, named hubnet_<service>_<thing>_<unit>."""
 
@@ -33,6 +56,14 @@ class ServiceMetrics:
             f"{prefix}_event_processing_seconds",
             "Time to apply one event, transaction included",
             ["type"],
+            registry=registry,
+        )
+        self.event_age_seconds = Histogram(
+            f"{prefix}_event_age_seconds",
+            "From an event's time (when its producer recorded it) to the commit of its effect here: how fresh "
+            "this service's state is",
+            ["type"],
+            buckets=AGE_BUCKETS,
             registry=registry,
         )
         self.batch_seconds = Histogram(

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from services.reporting import rebuild, tables
-from services.reporting.app import ROUTES, create_app
+from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from shared.cli import main
 
@@ -19,17 +19,18 @@ def _rebuild(settings: ReportingSettings, args: Sequence[str]) -> int | str:
         return f"usage: python -m services.reporting rebuild [--check] [--keep-old] (not {' '.join(unknown)})"
     console = Console(stderr=True)
     outcome = asyncio.run(
-        rebuild.rebuild(settings, ROUTES, check_only="--check" in args, keep_old="--keep-old" in args, console=console)
+        rebuild.rebuild(settings, check_only="--check" in args, keep_old="--keep-old" in args, console=console)
     )
     rebuild.report(outcome, Console())
     return 0 if outcome.swapped or outcome.equal else 1
 
 
-main(
-    "reporting",
-    settings_type=ReportingSettings,
-    create_app=create_app,
-    migrations_dir=Path(__file__).parent / "migrations",
-    metadata=tables.metadata,
-    commands={"rebuild": _rebuild},
-)
+if __name__ == "__main__":  # not in the rebuild's worker processes, which import this module as `__mp_main__`
+    main(
+        "reporting",
+        settings_type=ReportingSettings,
+        create_app=create_app,
+        migrations_dir=Path(__file__).parent / "migrations",
+        metadata=tables.metadata,
+        commands={"rebuild": _rebuild},
+    )

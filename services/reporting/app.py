@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 
 from services.reporting import SERVICE, api, console, handlers, tables
 from services.reporting.settings import ReportingSettings
 from shared import auth
-from shared.consumer import Route, on
-from shared.contract.consultation import (
-    ConsentsChanged,
-    ConsultationClosed,
-    ConsultationScreened,
-    ConsultationSubmitted,
-    ConsultationSupplemented,
-    ConsultationWithdrawn,
-    DeliveryFailed,
-    MatchProposed,
-    NoteAdded,
-    NotificationSent,
-)
 from shared.hubs import load_hubs
 from shared.runtime import create_http_app, create_runtime
 
-ROUTES: tuple[Route[Any], ...] = (
-    on(ConsultationSubmitted, handlers.record_submissions),
-    on(MatchProposed, handlers.record_match_proposals),
-    on(NotificationSent, handlers.record_notifications),
-    on(DeliveryFailed, handlers.record_delivery_failures),
-    on(ConsultationWithdrawn, handlers.record_withdrawals),
-    on(ConsultationScreened, handlers.record_screenings),
-    on(NoteAdded, handlers.record_notes),
-    on(ConsultationClosed, handlers.record_closures),
-    on(ConsultationSupplemented, handlers.record_supplements),
-    on(ConsentsChanged, handlers.record_consents),
-)
-"""Every event type reporting projects, and its use case: the live consumer's, and the rebuild's."""
+ROUTES = handlers.ROUTES
 
 
 def create_app(settings: ReportingSettings) -> FastAPI:

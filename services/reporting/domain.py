@@ -6,6 +6,7 @@ import functools
 import math
 import re
 import statistics
+import struct
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ LONGEST_WORD = 100
 
 def _runs(text: str) -> list[list[str]]:
     """The text's phrases, each a list of lexemes in order: a Japanese run's bigrams (or its one
-    character), or one word (none longer than `LONGEST_WORD`)."""
+    character), or one word (none longer than `LONGEST_WORD`). (`SearchDocument.of` walks them alike.)"""
     runs: list[list[str]] = []
     for japanese, word in _TOKENS.findall(_normalised(text)):
         if japanese:
@@ -83,25 +84,63 @@ def _runs(text: str) -> list[list[str]]:
     return runs
 
 
+MAX_POSITION = 16383
+"""PostgreSQL's largest position in a `tsvector`; a lexeme keeps at most 256 of them."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDocument:
+    """A `tsvector` of texts: each lexeme at its positions, so that a query's bigrams must stand side by side
+    as they do in the query; then each Japanese character alone, so that a query of one character finds it
+    too. Lexemes hold only letters and digits: nothing to quote. Written as text by the live upserts
+    (`literal`) and in PostgreSQL's binary form by the rebuild's COPY (`binary`)."""
+
+    positions: dict[str, list[int]]
+
+    @classmethod
+    def of(cls, texts: Iterable[str | None]) -> SearchDocument:
+        positions: dict[str, list[int]] = {}
+        position = 0
+        singles: set[str] = set()
+        for text in texts:
+            for japanese, word in _TOKENS.findall(_normalised(text)) if text else ():
+                if japanese:
+                    lexemes = [japanese[i : i + 2] for i in range(len(japanese) - 1)] or [japanese]
+                    singles.update(japanese)
+                elif len(word) <= LONGEST_WORD:
+                    lexemes = [word]
+                else:
+                    continue
+                for lexeme in lexemes:
+                    position = min(position + 1, MAX_POSITION)
+                    spots = positions.get(lexeme)
+                    if spots is None:
+                        positions[lexeme] = [position]
+                    elif len(spots) < 256 and spots[-1] != position:  # at the last position, once
+                        spots.append(position)
+            position += 1  # fields never run into each other
+        for char in singles - positions.keys():
+            positions[char] = [min(position + 1, MAX_POSITION)]
+        return cls(positions)
+
+    def literal(self) -> str:
+        return " ".join(f"'{lexeme}':{','.join(map(str, spots))}" for lexeme, spots in self.positions.items())
+
+    def binary(self) -> bytes:
+        """`tsvectorsend`'s form: the lexeme count, then each lexeme (UTF-8, NUL-ended), its position count
+        and positions (weight D), big-endian; the receiver sorts the lexemes."""
+        parts = [len(self.positions).to_bytes(4, "big")]
+        for lexeme, spots in self.positions.items():
+            if len(spots) == 1:
+                parts.append(lexeme.encode() + b"\x00\x00\x01" + spots[0].to_bytes(2, "big"))
+            else:
+                parts.append(lexeme.encode() + struct.pack(f"!xH{len(spots)}H", len(spots), *spots))
+        return b"".join(parts)
+
+
 def search_document(texts: Iterable[str | None]) -> str:
-    """A `tsvector` literal of the texts: each lexeme at its position, so that a query's bigrams must
-    stand side by side as they do in the query; then each Japanese character alone, so that a query of
-    one character finds it too. Lexemes hold only letters and digits: nothing to quote."""
-    positions: dict[str, list[int]] = {}
-    position = 0
-    singles: set[str] = set()
-    for text in texts:
-        for run in _runs(text or ""):
-            for lexeme in run:
-                position = min(position + 1, 16383)  # PostgreSQL's largest position
-                positions.setdefault(lexeme, []).append(position)
-            if _is_japanese(run[0][0]):
-                singles.update("".join(run))
-        position += 1  # fields never run into each other
-    for char in singles - positions.keys():
-        positions[char] = [min(position + 1, 16383)]
-    # A lexeme keeps at most 256 positions.
-    return " ".join(f"'{lexeme}':{','.join(map(str, spots[:256]))}" for lexeme, spots in positions.items())
+    """The `tsvector` literal of the texts (`SearchDocument`)."""
+    return SearchDocument.of(texts).literal()
 
 
 def search_query(text: str) -> str | None:
@@ -109,10 +148,6 @@ def search_query(text: str) -> str | None:
     bigrams side by side (`<->`); None when nothing searchable was typed."""
     phrases = [" <-> ".join(f"'{lexeme}'" for lexeme in run) for run in _runs(text)]
     return " & ".join(f"({phrase})" for phrase in phrases) or None
-
-
-def _is_japanese(char: str) -> bool:
-    return re.fullmatch(f"[{_JAPANESE}]", char) is not None
 
 
 @functools.cache

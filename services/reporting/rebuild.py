@@ -2,18 +2,23 @@
 
 `python -m services.reporting rebuild` (or `hubnet reporting rebuild` on the local stack):
 
-1. A shadow schema gets reporting's tables, empty.
-2. Every hub topic is replayed from its beginning into the shadow, through the very handlers the live
-   consumer runs (the same SQL, written to the shadow by SQLAlchemy's schema translation), in large
-   batches, while the live views keep serving and the live consumer keeps applying. A progress bar shows
-   events/s and the time left.
-3. The swap: the live tables are locked (readers wait, briefly), the shadow catches up to the end of
-   every topic as it stands under the lock, members' saved views and the migration stamp are copied, and
-   the two schemas trade names in the same transaction. Every event the live consumer had applied lies
-   below those ends, so the shadow holds it, in its inbox too: when the live consumer goes on, what it
-   had not yet applied is applied once, and what it had is a duplicate. Statements the services prepared
-   resolve the names again at their next use (PostgreSQL revalidates cached plans), so nothing restarts.
-4. The old schema is dropped, or kept with `--keep-old`.
+1. A shadow schema gets reporting's tables, empty and bare (no keys, no indexes).
+2. Every hub topic is replayed from its beginning into the shadow while the live views keep serving and the
+   live consumer keeps applying: each event folded by the live consumer's own projection
+   (`handlers.PROJECTIONS`), the timeline and inbox written with COPY as the replay goes, each view once
+   at the end (`replay.Bulk`). A large log is dealt by partition to worker processes, one per core. A
+   progress bar shows events/s and the time left. Should the database refuse a row (as it refuses a NUL in
+   text, which the live consumer passes over alone), the replay starts again the careful way: the live
+   consumer's SQL, in batches, one event at a time where a batch fails.
+3. The keys and indexes are built, a table per connection side by side, and the tables analysed.
+4. The swap: the live tables are locked (readers wait, briefly), the shadow catches up to the end of
+   every topic as it stands under the lock (with the live consumer's SQL), members' saved views and the
+   migration stamp are copied, and the two schemas trade names in the same transaction. Every event the
+   live consumer had applied lies below those ends, so the shadow holds it, in its inbox too: when the
+   live consumer goes on, what it had not yet applied is applied once, and what it had is a duplicate.
+   Statements the services prepared resolve the names again at their next use (PostgreSQL revalidates
+   cached plans), so nothing restarts.
+5. The old schema is dropped, or kept with `--keep-old`.
 
 `rebuild --check` builds the shadow and compares it with the live views (row counts and a checksum of
 every row of the consultations and the timeline), then drops it: equal when the live consumer has caught
@@ -25,38 +30,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
+import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+import asyncpg
+from aiokafka import TopicPartition
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import Index, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from sqlalchemy import Index, Table, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.reporting import SERVICE, tables
-from shared import db, inbox, kafka
-from shared.consumer import UNREADABLE, Route, plan, read
-from shared.contract import Event
+from services.reporting import handlers, tables
+from services.reporting.replay import (
+    BULK_TABLES,
+    LIVE,
+    Part,
+    PartDone,
+    Replay,
+    bulk_load,
+    replay_part,
+    replay_part_here,
+    spawn_context,
+    split,
+    start_worker,
+)
+from shared import db
 from shared.errors import describe
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
-LIVE = SERVICE.schema
 CHECKED_TABLES = ("consultations", "timeline")
 """What the log alone decides; saved views are members' preferences, the inbox records when, not what."""
-BATCH = 5000
 LOCK_ORDER = ("saved_views", "inbox", "consultations", "timeline")
 """The swap locks the live tables in the order the services take them (the console's list reads saved views,
 then consultations; the consumer claims its inbox, then writes views, then the timeline; a record is read
 view, then timeline), so a reader or the consumer waits for the swap rather than deadlocking with it."""
-LANES = 4
+EVENTS_PER_WORKER = 100_000
+"""A worker process is started for this many events at least (its start costs about a second), one per core
+at most."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +88,15 @@ class Outcome:
     shadow: str
     events: int
     seconds: float
+    """From the start to the swap (or to the shadow's last index, checking): the checksums after are not counted."""
     live: dict[str, Checksum]
     rebuilt: dict[str, Checksum]
     swapped: bool
+    careful: bool = False
+    """The bulk load was refused and the log replayed the careful way."""
+    workers: int = 1
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds each step took, in order."""
 
     @property
     def equal(self) -> bool:
@@ -83,187 +107,32 @@ class Outcome:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+class Phases:
+    """The rebuild's steps, shown on the progress bar and timed."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self._progress, self._task = progress, task
+        self.seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
+
+    def __call__(self, name: str) -> None:
+        self.done()
+        self._current = (name, time.perf_counter())
+        self._progress.update(self._task, description=name)
+
+    def done(self) -> None:
+        if self._current is not None:
+            name, began = self._current
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
+            self._current = None
+
+
 def shadow_name() -> str:
-    return f"{LIVE}_rebuild_{datetime.now(UTC):%Y%m%d%H%M%S}"
+    return f"{LIVE}_rebuild_{datetime.now(UTC):%Y%m%d%H%M%S%f}"
 
 
-class Replay:
-    """The hub topics read from their beginning, applied into one schema with the live consumer's routes."""
-
-    def __init__(
-        self, settings: CommonSettings, engine: AsyncEngine, schema: str, routes: Sequence[Route[Any]]
-    ) -> None:
-        self._settings = settings
-        self._schema = schema
-        self._sessions: async_sessionmaker[AsyncSession] = db.create_sessions(
-            engine.execution_options(schema_translate_map={LIVE: schema})
-        )
-        self._routes = {route.model.event_type: route for route in routes}
-        self._consumer: AIOKafkaConsumer | None = None
-        self._next: dict[TopicPartition, int] = {}
-        self.applied = 0
-        self.skipped = 0
-        self.failed = 0
-
-    async def start(self) -> dict[TopicPartition, int]:
-        """Assign every partition of the hub topics from its beginning; returns how many records each holds."""
-        consumer = AIOKafkaConsumer(
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=BATCH,
-            **kafka.client_options(self._settings, client_id="hubnet-reporting-rebuild"),
-        )
-        await consumer.start()
-        self._consumer = consumer
-        partitions = await self._partitions()
-        consumer.assign(partitions)
-        if not partitions:
-            return {}
-        beginnings = await consumer.beginning_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, beginnings[tp])
-        self._next = dict(beginnings)
-        ends = await consumer.end_offsets(partitions)
-        return {tp: ends[tp] - beginnings[tp] for tp in partitions}
-
-    async def _partitions(self) -> list[TopicPartition]:
-        """Every partition of the topics the live consumer's pattern matches."""
-        admin = AIOKafkaAdminClient(**kafka.client_options(self._settings, client_id="hubnet-reporting-rebuild"))
-        await admin.start()
-        try:
-            pattern = re.compile(self._settings.consultation_topic_pattern)
-            topics = sorted(topic for topic in await admin.list_topics() if pattern.fullmatch(topic))
-            described = await admin.describe_topics(topics) if topics else []
-        finally:
-            await admin.close()
-        return sorted(
-            TopicPartition(topic["topic"], partition["partition"])
-            for topic in described
-            for partition in topic["partitions"]
-        )
-
-    async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-
-    async def ends(self) -> dict[TopicPartition, int]:
-        assert self._consumer is not None
-        assignment = sorted(self._consumer.assignment())
-        return dict(await self._consumer.end_offsets(assignment)) if assignment else {}
-
-    async def until(self, ends: dict[TopicPartition, int], advanced: Callable[[int], None]) -> None:
-        """Apply every record below `ends`. Fetching and parsing the next batch overlaps the database work
-        of the one before, which runs in `LANES` transactions side by side (a consultation's events all in
-        one lane, in their order)."""
-        consumer = self._consumer
-        assert consumer is not None
-        waiting = {tp for tp, end in ends.items() if self._next[tp] < end}
-        inflight: asyncio.Task[None] | None = None
-        try:
-            while waiting:
-                try:
-                    fetched = await consumer.getmany(*waiting, timeout_ms=1000, max_records=BATCH)
-                except UNREADABLE:
-                    fetched = await self._carefully(waiting)
-                records = []
-                for tp, batch in fetched.items():
-                    end = ends[tp]
-                    kept = [record for record in batch if record.offset < end]
-                    records += kept
-                    if kept:
-                        self._next[tp] = max(self._next[tp], kept[-1].offset + 1)
-                    if batch and batch[-1].offset + 1 > end:
-                        consumer.seek(tp, end)
-                for tp in list(waiting):
-                    if self._next[tp] >= ends[tp]:
-                        waiting.discard(tp)
-                events = self._parse(records)
-                if inflight is not None:
-                    await inflight
-                inflight = asyncio.create_task(self._apply(events, len(records), advanced))
-            if inflight is not None:
-                await inflight
-        finally:
-            if inflight is not None and not inflight.done():
-                inflight.cancel()
-
-    async def _carefully(self, waiting: Iterable[TopicPartition]) -> dict[TopicPartition, list[Any]]:
-        """A fetch met a record aiokafka cannot read (the live consumer dead-lettered it by its position).
-        Each partition is rewound to what was handed over (positions of partitions drained before the
-        failure moved without handing anything over) and read alone; the one that fails is read a record
-        at a time up to the unreadable record, which is passed over."""
-        consumer = self._consumer
-        assert consumer is not None
-        fetched: dict[TopicPartition, list[Any]] = {}
-        for tp in sorted(waiting):
-            consumer.seek(tp, self._next[tp])
-            try:
-                fetched.update(await consumer.getmany(tp, timeout_ms=1000, max_records=BATCH))
-            except UNREADABLE:
-                fetched[tp] = await self._up_to_unreadable(tp)
-        return fetched
-
-    async def _up_to_unreadable(self, tp: TopicPartition) -> list[Any]:
-        consumer = self._consumer
-        assert consumer is not None
-        records: list[Any] = []
-        offset = self._next[tp]
-        while True:
-            consumer.seek(tp, offset)
-            try:
-                got = (await consumer.getmany(tp, timeout_ms=1000, max_records=1)).get(tp, [])
-            except UNREADABLE:
-                self.skipped += 1
-                self._next[tp] = offset + 1
-                consumer.seek(tp, offset + 1)
-                return records
-            if not got:
-                return records
-            records += got
-            offset = got[-1].offset + 1
-
-    def _parse(self, records: Iterable[Any]) -> list[Event[Any]]:
-        """Records read as the live consumer reads them (`shared.consumer.read`); what it ignored or
-        dead-lettered is passed over here."""
-        events = []
-        for record in records:
-            reading = read(record, self._routes)
-            if reading.event is not None:
-                events.append(reading.event)
-            elif reading.rejected is not None:
-                self.skipped += 1
-        return events
-
-    async def _apply(self, events: Sequence[Event[Any]], records: int, advanced: Callable[[int], None]) -> None:
-        unique = list({event.envelope.id: event for event in events}.values())
-        lanes: list[list[Event[Any]]] = [[] for _ in range(LANES)]
-        for event in unique:
-            lanes[hash(event.envelope.subject) % LANES].append(event)
-        await asyncio.gather(*(self._apply_lane(lane) for lane in lanes if lane))
-        advanced(records)
-
-    async def _apply_lane(self, events: Sequence[Event[Any]]) -> None:
-        try:
-            await self._transaction(events)
-        except Exception as error:  # as the live consumer does: one by one, and what fails alone is passed over
-            log.warning("a batch of %d events failed (%s); applying them one by one", len(events), describe(error))
-            for event in events:
-                try:
-                    await self._transaction([event])
-                except Exception as single:  # the live consumer dead-lettered it
-                    self.failed += 1
-                    log.error("event %s passed over: %s", event.envelope.id, describe(single))
-
-    async def _transaction(self, events: Sequence[Event[Any]]) -> None:
-        async with self._sessions.begin() as session:
-            claimed = await inbox.claim(
-                session, tables.inbox_table, consumer="hubnet.reporting", events=[e.envelope for e in events]
-            )
-            fresh = [event for event in events if event.envelope.id in claimed]
-            for layer in plan(fresh):
-                for calls in layer:
-                    await self._routes[calls[0].envelope.type].handler(session, calls)
-        self.applied += len(events)
+def workers_for(events: int, partitions: int, cores: int | None = None) -> int:
+    return max(1, min(events // EVENTS_PER_WORKER, partitions, cores or os.cpu_count() or 1))
 
 
 def _deferred_indexes() -> list[Index]:
@@ -272,7 +141,13 @@ def _deferred_indexes() -> list[Index]:
     return [index for table in tables.metadata.sorted_tables for index in table.indexes if not index.unique]
 
 
-async def create_shadow(engine: AsyncEngine, schema: str) -> None:
+def _bulk_tables() -> list[Table]:
+    return [table for table in tables.metadata.sorted_tables if table.name in BULK_TABLES]
+
+
+async def create_shadow(engine: AsyncEngine, schema: str, *, bare: bool) -> None:
+    """Reporting's tables in `schema`, empty, without the indexes built at the end; `bare`: without the
+    bulk-loaded tables' primary keys too (COPY appends, the keys are sorted once at the end)."""
     deferred = {str(index.name) for index in _deferred_indexes()}
     async with engine.begin() as connection:
         await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -280,13 +155,105 @@ async def create_shadow(engine: AsyncEngine, schema: str) -> None:
         await translated.run_sync(tables.metadata.create_all)
         for name in sorted(deferred):
             await connection.execute(text(f'DROP INDEX "{schema}"."{name}"'))
+        if bare:
+            for table in _bulk_tables():
+                key = table.primary_key.name
+                await connection.execute(text(f'ALTER TABLE "{schema}"."{table.name}" DROP CONSTRAINT "{key}"'))
 
 
-async def create_deferred_indexes(engine: AsyncEngine, schema: str) -> None:
-    async with engine.begin() as connection:
-        translated = await connection.execution_options(schema_translate_map={LIVE: schema})
-        for index in _deferred_indexes():
-            await translated.run_sync(index.create)
+async def create_deferred_indexes(engine: AsyncEngine, schema: str, *, keys: bool) -> None:
+    """The indexes left for the end (`keys`: the bulk-loaded tables' primary keys too), each on a connection
+    of its own, side by side, sorted in one pass with room to do it in memory. (The tables' statistics are
+    left to autovacuum, which analyses a table of new rows in its next round.)"""
+
+    async def build(statement: Any) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+            translated = await connection.execution_options(schema_translate_map={LIVE: schema})
+            if isinstance(statement, Index):
+                await translated.run_sync(statement.create)
+            else:
+                await connection.execute(statement)
+
+    statements: list[Any] = []
+    for table in tables.metadata.sorted_tables:
+        if keys and table.name in BULK_TABLES:  # (not `AddConstraint`: it drops the key from later CREATE TABLEs)
+            name, key = table.primary_key.name, ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+            statements.append(
+                text(f'ALTER TABLE "{schema}"."{table.name}" ADD CONSTRAINT "{name}" PRIMARY KEY ({key})')
+            )
+    statements += _deferred_indexes()
+    await asyncio.gather(*(build(statement) for statement in statements))
+
+
+async def replay_in_workers(
+    settings: CommonSettings,
+    schema: str,
+    parts: list[Part],
+    advanced: Callable[[int], None],
+) -> list[PartDone]:
+    """The first part folded and copied here, each other one by a worker process of its own (started
+    meanwhile: a fresh interpreter takes a second to import); their progress counted as they go."""
+    context = spawn_context()
+    progress = context.Value("q", 0)
+    loop = asyncio.get_running_loop()
+    here, *elsewhere = parts
+    with ProcessPoolExecutor(
+        len(elsewhere), mp_context=context, initializer=start_worker, initargs=(progress,)
+    ) as pool:
+        futures = [loop.run_in_executor(pool, replay_part, settings, schema, part) for part in elsewhere]
+        working = asyncio.ensure_future(asyncio.gather(*futures))
+        reported = 0
+
+        def report_workers() -> None:
+            nonlocal reported
+            now = progress.value
+            advanced(now - reported)
+            reported = now
+
+        async def watch() -> None:
+            while not working.done():
+                await asyncio.wait([working], timeout=0.25)
+                report_workers()
+
+        watching = asyncio.ensure_future(watch())
+        try:
+            mine = await replay_part_here(settings, schema, here, advanced)
+            await watching
+        finally:
+            watching.cancel()
+        return [mine, *working.result()]
+
+
+async def replay_into(
+    settings: CommonSettings,
+    engine: AsyncEngine,
+    replay: Replay,
+    schema: str,
+    starts: Mapping[TopicPartition, int],
+    advanced: Callable[[int], None],
+) -> int:
+    """The log up to its ends as they stand now, folded and copied into the bare `schema`, by worker
+    processes for a large log; returns how many worked. Raises what the database refused."""
+    ends = await replay.ends()
+    events = sum(ends[tp] - starts[tp] for tp in starts)
+    workers = workers_for(events, len(starts))
+    if workers == 1:
+        await bulk_load(replay, engine, schema, ends, advanced)
+        return 1
+    done = await replay_in_workers(settings, schema, split(starts, ends, workers), advanced)
+    replay.seek(ends)
+    replay.applied += sum(part.applied for part in done)
+    replay.skipped += sum(part.skipped for part in done)
+    replay.failed += sum(part.failed for part in done)
+    refused = [part.refused for part in done if part.refused is not None]
+    if refused:
+        raise BulkRefused(refused[0])
+    return workers
+
+
+class BulkRefused(Exception):
+    """The database refused a row of the bulk load."""
 
 
 async def checksums(engine: AsyncEngine, schema: str) -> dict[str, Checksum]:
@@ -330,7 +297,6 @@ async def drop_schema(engine: AsyncEngine, schema: str) -> None:
 
 async def rebuild(
     settings: CommonSettings,
-    routes: Sequence[Route[Any]],
     *,
     check_only: bool = False,
     keep_old: bool = False,
@@ -339,41 +305,67 @@ async def rebuild(
     console = console or Console(stderr=True)
     engine = db.create_engine(settings, application_name="hubnet-reporting-rebuild")
     shadow = shadow_name()
-    replay = Replay(settings, engine, shadow, routes)
+    replay = Replay(settings, engine, shadow, handlers.ROUTES)
     started = time.perf_counter()
-    swapped = False
+    swapped = careful = False
+    workers = 1
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>9,.0f} events/s"),
+        TimeRemainingColumn(),
+    )
     try:
-        await create_shadow(engine, shadow)
-        sizes = await replay.start()
-        total = sum(sizes.values())
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>9,.0f} events/s"),
-            TimeRemainingColumn(),
-        )
         with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task(f"replaying into {shadow}", total=total, rate=0.0)
+            task = progress.add_task("starting", total=None, rate=0.0)
+            phase = Phases(progress, task)
+            phase(f"creating {shadow}")
+            await create_shadow(engine, shadow, bare=True)
+            sizes = await replay.start()
+            starts = {tp: replay.position(tp) for tp in sizes}
+            progress.update(task, total=sum(sizes.values()))
 
             def advanced(count: int) -> None:
+                progress.advance(task, count)
                 elapsed = time.perf_counter() - started
-                progress.update(task, advance=count, rate=replay.applied / elapsed if elapsed else 0.0)
+                done = progress.tasks[task].completed
+                progress.update(task, rate=done / elapsed if elapsed else 0.0)
 
-            await replay.until(await replay.ends(), advanced)
-            progress.update(task, description="building the indexes")
-            await create_deferred_indexes(engine, shadow)
+            phase("replaying")
+            try:
+                workers = await replay_into(settings, engine, replay, shadow, starts, advanced)
+                phase("building the keys and indexes")
+                await create_deferred_indexes(engine, shadow, keys=True)
+            except (asyncpg.PostgresError, BulkRefused, IntegrityError) as error:
+                # A row the database refuses (the live consumer passed its event over alone), or a
+                # consultation's events in more than one partition: the careful way.
+                log.warning("the bulk load was refused (%s); replaying the careful way", describe(error))
+                careful, workers = True, 1
+                await drop_schema(engine, shadow)
+                await create_shadow(engine, shadow, bare=False)
+                await replay.rewind()
+                progress.reset(task, total=sum(sizes.values()), rate=0.0)
+                phase("replaying, carefully")
+                await replay.until(await replay.ends(), advanced)
+                phase("building the indexes")
+                await create_deferred_indexes(engine, shadow, keys=False)
             if check_only:
+                phase.done()
+                seconds = time.perf_counter() - started
                 live, rebuilt = await asyncio.gather(checksums(engine, LIVE), checksums(engine, shadow))
             else:
-                progress.update(task, description="catching up under the lock, then swapping")
+                phase("catching up under the lock, then swapping")
                 old = await swap(engine, replay, shadow, advanced)
                 swapped = True
+                phase.done()
+                seconds = time.perf_counter() - started
                 rebuilt = await checksums(engine, LIVE)
                 live = await checksums(engine, old)
                 if not keep_old:
                     await drop_schema(engine, old)
-        return Outcome(shadow, replay.applied, time.perf_counter() - started, live, rebuilt, swapped)
+            progress.update(task, description="done")
+        return Outcome(shadow, replay.applied, seconds, live, rebuilt, swapped, careful, workers, phase.seconds)
     finally:
         await replay.stop()
         if not swapped:
@@ -385,8 +377,10 @@ async def rebuild(
 def report(outcome: Outcome, console: Console) -> None:
     console.print(
         f"{'rebuilt and swapped' if outcome.swapped else 'rebuilt into a shadow (check only)'}: "
-        f"{outcome.events:,} events in {outcome.seconds:.1f} s ({outcome.rate:,.0f} events/s)"
+        f"{outcome.events:,} events in {outcome.seconds:.1f} s ({outcome.rate:,.0f} events/s"
+        f"{f', {outcome.workers} workers' if outcome.workers > 1 else ''}{', carefully' if outcome.careful else ''})"
     )
+    console.print("  " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in outcome.phases.items()))
     for table in CHECKED_TABLES:
         live, rebuilt = outcome.live[table], outcome.rebuilt[table]
         mark = "equal" if live == rebuilt else "DIFFERENT"

@@ -35,9 +35,16 @@ async def lock_statuses(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict
 
 
 async def save_views(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or update views, one row per consultation; events may rebuild a view in any state."""
-    columns = [name for name in rows[0] if name != "id"]
-    await db.insert_rows(session, tables.ConsultationView.__table__, rows, conflict=("id",), update=columns)
+    """Insert or update views, one row per consultation (events may rebuild a view in any state), in one
+    statement per shape of row: each sets only the columns its events set."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        if isinstance(search := row.get("search"), domain.SearchDocument):
+            row["search"] = search.literal()
+        shapes.setdefault(tuple(sorted(row)), []).append(row)
+    for columns, same in shapes.items():
+        update = [name for name in columns if name != "id"]
+        await db.insert_rows(session, tables.ConsultationView.__table__, same, conflict=("id",), update=update)
 
 
 async def add_to_timeline(

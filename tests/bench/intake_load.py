@@ -6,6 +6,12 @@ vegeta (from the Go module proxy, `make bench` installs it) sends HUBNET_BENCH_R
 stack, where intake stores each consultation and the relay, matching, notify and reporting carry it on;
 then to the validation-only route. Reported: p50, p95, p99 and errors of each, and their ratio. Bounded:
 vegeta stops at the duration, each request times out after 5 s, each attack after the duration plus 60 s.
+
+Freshness, under the same load: from intake's 202 to visible in reporting, p50 and p99, read from reporting's
+own histogram `hubnet_reporting_event_age_seconds` (from the event's time, which intake records before it
+answers 202, to the commit of the view: an upper bound of what a person waits), its buckets before the
+attack subtracted from those after reporting has caught up (bounded: 120 s), quantiles interpolated within
+a bucket as Prometheus' `histogram_quantile` does.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
@@ -33,6 +40,8 @@ VEGETA: Final = Path(os.environ.get("HUBNET_VEGETA", ROOT / ".local" / "cache" /
 RATE: Final = int(os.environ.get("HUBNET_BENCH_RATE", "300"))
 DURATION_S: Final = int(os.environ.get("HUBNET_BENCH_LOAD_S", "60"))
 TARGET_P99_MS: Final = 50.0
+FRESHNESS_TARGETS_MS: Final = {"p50": 200.0, "p99": 1000.0}
+SUBMITTED: Final = "hubnet.consultation.submitted.v1"
 HUB: Final = "mediso"
 REQUEST: Final = {
     "language": "ja",
@@ -139,6 +148,47 @@ def attack(name: str, url: str) -> Attack:
     )
 
 
+def age_buckets(reporting: str) -> dict[float, float]:
+    """Reporting's cumulative counts of submissions by age bound (seconds; +Inf as infinity)."""
+    text = httpx.get(f"{reporting}/metrics", timeout=10).text
+    found: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "hubnet_reporting_event_age_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket") and sample.labels.get("type") == SUBMITTED:
+                    found[float(sample.labels["le"])] = sample.value
+    return found
+
+
+def quantile(q: float, buckets: dict[float, float]) -> float:
+    """`histogram_quantile`: the bound's bucket found by rank, linear within it (seconds)."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(buckets[bound] - below, 1e-9)
+        lower, below = bound, buckets[bound]
+    return lower
+
+
+def freshness(reporting: str, before: dict[float, float], accepted: int) -> dict[str, float]:
+    """p50 and p99 (ms) of the submissions projected since `before`, once all `accepted` are."""
+    deadline = time.monotonic() + 120
+    while True:
+        after = age_buckets(reporting)
+        delta = {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
+        projected = delta.get(float("inf"), 0.0)
+        if projected >= accepted or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if projected < accepted:
+        console.print(f"[yellow]reporting projected {projected:.0f} of {accepted} accepted submissions in 120 s")
+    return {"p50": quantile(0.5, delta) * 1000, "p99": quantile(0.99, delta) * 1000, "projected": projected}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -183,10 +233,14 @@ def main() -> None:
     probe = httpx.post(f"{origin}/v1/hubs/{HUB}/consultations", json=REQUEST, timeout=10)
     if probe.status_code != 202:
         sys.exit(f"intake does not accept the benchmark's request through {origin}: {probe.status_code} {probe.text}")
+    reporting = env["HUBNET_REPORTING_URL"]
+    time.sleep(2)  # the probe's consultation projected before the count starts
+    before = age_buckets(reporting)
     intake = attack(
         "intake through the gateway (stores, relays; matching, notify, reporting consume)",
         f"{origin}/v1/hubs/{HUB}/consultations",
     )
+    fresh = freshness(reporting, before, intake.status_codes.get("202", 0))
     server, url = baseline_server()
     try:
         baseline = attack("FastAPI validation-only route", f"{url}/v1/hubs/{HUB}/consultations")
@@ -214,6 +268,12 @@ def main() -> None:
         f"{baseline.p99_ms:.1f} ms), {intake.errors} errors: target p99 ≤ {TARGET_P99_MS:.0f} ms, 0 errors "
         f"{'✓' if met else '✗ not met'}"
     )
+    fresh_met = all(fresh[q] <= target for q, target in FRESHNESS_TARGETS_MS.items())
+    Console().print(
+        f"freshness, 202 to visible in reporting ({fresh['projected']:,.0f} submissions at {RATE} requests/s): "
+        f"p50 {fresh['p50']:.0f} ms, p99 {fresh['p99']:.0f} ms: target p50 ≤ 200 ms, p99 ≤ 1 s "
+        f"{'✓' if fresh_met else '✗ not met'}"
+    )
     out = ROOT / ".local" / "bench.json"
     results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     results["intake_open_loop"] = {
@@ -221,6 +281,7 @@ def main() -> None:
         "duration_s": DURATION_S,
         "intake": asdict(intake),
         "baseline": asdict(baseline),
+        "freshness_ms": fresh,
     }
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 

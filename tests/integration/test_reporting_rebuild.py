@@ -12,7 +12,7 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from services.reporting import rebuild, tables
-from services.reporting.app import ROUTES, create_app
+from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from shared import db, kafka
 from shared.contract import new_envelope
@@ -85,7 +85,7 @@ async def test_rebuild_equals_the_live_views_and_swaps_while_the_live_consumer_g
             await publish(infra, hub, CONSULTATIONS)
             await wait_for(lambda: projected(CONSULTATIONS), timeout=60, what="the live views")
 
-            checked = await rebuild.rebuild(settings, ROUTES, check_only=True, console=quiet)
+            checked = await rebuild.rebuild(settings, check_only=True, console=quiet)
             assert not checked.swapped
             assert checked.equal, (checked.live, checked.rebuilt)
             assert checked.rebuilt["consultations"].rows == CONSULTATIONS
@@ -93,13 +93,71 @@ async def test_rebuild_equals_the_live_views_and_swaps_while_the_live_consumer_g
 
             # More events arrive while the next rebuild replays and swaps: none is lost or applied twice.
             await publish(infra, hub, 60)
-            swapped = await rebuild.rebuild(settings, ROUTES, console=quiet)
+            swapped = await rebuild.rebuild(settings, console=quiet)
             assert swapped.swapped
             await publish(infra, hub, 30)
             await wait_for(lambda: projected(CONSULTATIONS + 90), timeout=60, what="events after the swap, live")
 
-        after = await rebuild.rebuild(settings, ROUTES, check_only=True, console=quiet)
+        after = await rebuild.rebuild(settings, check_only=True, console=quiet)
         assert after.equal, (after.live, after.rebuilt)
         assert after.live["consultations"].rows == CONSULTATIONS + 90
+    finally:
+        await engine.dispose()
+
+
+async def test_a_row_the_database_refuses_makes_the_rebuild_careful_and_still_equal(
+    infra: Infra, hub: TestHub, service_settings: dict[str, Any]
+) -> None:
+    """A note whose text PostgreSQL cannot store (a NUL): the live consumer passes it over alone; the
+    rebuild's COPY is refused, and it replays the careful way, passing over the same event."""
+    settings = ReportingSettings(**service_settings)
+    app = create_app(settings)
+    engine = db.create_engine(settings, application_name="test")
+    submitted = events.submitted(hub.id)
+    consultation_id = uuid.UUID(submitted.subject)
+    refused = NoteAdded(
+        consultation_id=consultation_id,
+        note_id=uuid.uuid4(),
+        noted_at=datetime.now(UTC),
+        recorded_by="screener@hub.example.jp",
+        personal=NotePersonal(text="a\x00b"),
+    )
+    kept = ConsultationScreened(
+        consultation_id=consultation_id,
+        screened_at=datetime.now(UTC),
+        decision=ScreeningDecision.ACCEPTED,
+        recorded_by="screener@hub.example.jp",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for envelope in [submitted] + [
+            new_envelope(data, source="/hubnet/intake", hub=hub.id, subject=data.subject, causation=submitted)
+            for data in (refused, kept)
+        ]:
+            await producer.send(
+                hub.topic,
+                envelope.to_bytes(),
+                key=envelope.subject.encode(),
+                headers=kafka.record_headers(envelope.type),
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    async def screened() -> bool:
+        async with engine.connect() as connection:
+            status = await connection.scalar(
+                select(tables.ConsultationView.status).where(tables.ConsultationView.id == consultation_id)
+            )
+        return status == "in_support"
+
+    try:
+        async with running(app):
+            await wait_for(screened, timeout=60, what="the screening after the refused note, live")
+        checked = await rebuild.rebuild(settings, check_only=True, console=Console(quiet=True))
+        assert checked.careful
+        assert checked.equal, (checked.live, checked.rebuilt)
+        assert checked.rebuilt["timeline"].rows == 2
     finally:
         await engine.dispose()

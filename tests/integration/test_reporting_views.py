@@ -79,7 +79,7 @@ def submission(
 
 async def project(sessions: async_sessionmaker[AsyncSession], *submissions: ConsultationSubmitted) -> None:
     async with sessions.begin() as session:
-        await handlers.record_submissions(session, [event(data, data.hub) for data in submissions])
+        await handlers.projecting(handlers.submitted)(session, [event(data, data.hub) for data in submissions])
 
 
 async def found(sessions: async_sessionmaker[AsyncSession], **search: Any) -> set[uuid.UUID]:
@@ -169,7 +169,7 @@ async def test_screening_notes_and_closure_move_the_view_and_name_the_actor(
     await project(sessions, accepted, refused)
     now = datetime.now(UTC)
     async with sessions.begin() as session:
-        await handlers.record_screenings(
+        await handlers.projecting(handlers.screened)(
             session,
             [
                 event(
@@ -191,7 +191,7 @@ async def test_screening_notes_and_closure_move_the_view_and_name_the_actor(
                 ),
             ],
         )
-        await handlers.record_notes(
+        await handlers.projecting(handlers.note_added)(
             session,
             [
                 event(
@@ -205,7 +205,7 @@ async def test_screening_notes_and_closure_move_the_view_and_name_the_actor(
                 )
             ],
         )
-        await handlers.record_closures(
+        await handlers.projecting(handlers.closed)(
             session,
             [
                 event(
@@ -253,3 +253,25 @@ async def test_the_samd_windows_fiscal_years_are_reported_exactly(sessions: asyn
             assert sum(counts.by_month.values()) == applications
             assert set(counts.by_month) == set(range(1, 13)), "spread over the whole fiscal year"
             assert sum(counts.topics.values()) != counts.applications, "consultations are not applications"
+
+
+async def test_a_search_document_is_the_same_tsvector_as_text_and_in_binary(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The live upserts write the literal, the rebuild's COPY the binary form: PostgreSQL reads them alike,
+    positions past its last one included."""
+    document = domain.SearchDocument.of(["薬事承認に向けた相談 SaMD", "承認 " * 9000, "ＡＩ　診断"])
+    async with sessions() as session:
+        connection = await session.connection()
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.set_type_codec("tsvector", schema="pg_catalog", encoder=bytes, decoder=bytes, format="binary")
+        try:
+            await raw.execute("CREATE TEMPORARY TABLE documents (search tsvector)")
+            await raw.copy_records_to_table("documents", records=[(document.binary(),)])
+            same = await raw.fetchval(
+                "SELECT search::text = $1::text::tsvector::text FROM documents", document.literal()
+            )
+        finally:
+            await connection.invalidate()
+    assert same
