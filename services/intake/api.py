@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Header, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake import domain, handlers, staff
@@ -67,6 +67,9 @@ class NoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: MultiLineText = Field(min_length=1, max_length=20_000)
+    awaits_applicant: StrictBool = Field(
+        default=False, description="The note asks the applicant for something: the consultation waits on them"
+    )
 
 
 class LinksRevoked(BaseModel):
@@ -260,6 +263,7 @@ def create_router(
                 hub=hub,
                 consultation_id=consultation_id,
                 text=body.text,
+                awaits_applicant=body.awaits_applicant,
                 recorded_by=principal.subject,
                 correlation_id=current_correlation(),
             )

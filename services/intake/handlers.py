@@ -241,8 +241,10 @@ async def add_note(
     text: str,
     recorded_by: str,
     correlation_id: uuid.UUID,
+    awaits_applicant: bool = False,
 ) -> uuid.UUID | None:
-    """A note in any state; None when the hub has no such consultation."""
+    """A note in any state (`awaits_applicant`: it asks the applicant for something); None when the hub has
+    no such consultation."""
     consultation = await repository.get_for_update(session, hub, consultation_id)
     if consultation is None:
         return None
@@ -256,6 +258,7 @@ async def add_note(
         noted_at=note.noted_at,
         recorded_by=recorded_by,
         personal=NotePersonal(text=text),
+        awaits_applicant=awaits_applicant,
     )
     await outbox.stage(session, event, hub=hub, correlation_id=correlation_id)
     return note.id

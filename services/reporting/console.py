@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.reporting import domain, repository, tables
 from shared import auth, i18n
+from shared.contract.consultation import NoteAdded
 from shared.contract.vocabulary import (
     ApplicantKind,
     Channel,
@@ -74,11 +75,20 @@ STATUS_LABELS: Final = {
     domain.Status.REJECTED: N_("Out of scope"),
 }
 
+OPEN = (
+    domain.Status.SUBMITTED,
+    domain.Status.SCREENING,
+    domain.Status.MATCHED,
+    domain.Status.MEETING_SCHEDULED,
+    domain.Status.IN_SUPPORT,
+)
 QUEUES: Final[Mapping[str, tuple[str, tuple[domain.Status, ...]]]] = {
     "all": (N_("All"), ()),
     "new": (N_("New"), (domain.Status.SUBMITTED,)),
     "to_screen": (N_("To screen"), (domain.Status.SUBMITTED, domain.Status.SCREENING)),
+    "overdue": (N_("Overdue"), (domain.Status.SUBMITTED, domain.Status.SCREENING)),
     "mine": (N_("Mine"), ()),
+    "waiting": (N_("Waiting on the applicant"), OPEN),
     "in_support": (
         N_("In support"),
         (domain.Status.IN_SUPPORT, domain.Status.MATCHED, domain.Status.MEETING_SCHEDULED),
@@ -88,7 +98,9 @@ QUEUES: Final[Mapping[str, tuple[str, tuple[domain.Status, ...]]]] = {
         (domain.Status.CLOSED, domain.Status.WITHDRAWN, domain.Status.REJECTED, domain.Status.REFERRED),
     ),
 }
-"""The queues, each a saved search: its label and the statuses it shows ("mine": what I screened or entered)."""
+"""The queues, each a saved search: its label and the statuses it shows. "mine": what I screened or entered;
+"overdue": waiting for its screening more than `domain.SCREENING_BUSINESS_DAYS` business days; "waiting": a
+note asked the applicant for something, and they have not added anything since."""
 
 COLUMNS: Final = (
     ("reference", N_("Reference")),
@@ -139,6 +151,10 @@ EVENT_LABELS: Final = {
     "hubnet.consultation.supplemented.v1": N_("The applicant added information"),
     "hubnet.consultation.consents_changed.v1": N_("Consents changed"),
 }
+
+TO_SCREENING: Final = N_("To screening")
+TO_FIRST_CONTACT: Final = N_("To first contact (the first thing staff recorded)")
+TO_MATCH: Final = N_("To experts proposed")
 
 DIMENSIONS: Final = (
     ("status", N_("By status")),
@@ -231,6 +247,8 @@ def read_list_query(request: Request, staff: Staff) -> ListQuery:
         channel=_choice(params.get("channel"), Channel),
         statuses=tuple(status.value for status in QUEUES[queue][1]),
         actor=staff.principal.subject if queue == "mine" else None,
+        received_before=domain.overdue_before(datetime.now(UTC)) if queue == "overdue" else None,
+        waiting=queue == "waiting",
     )
     sort = params.get("sort", "submitted_at")
     return ListQuery(
@@ -485,6 +503,7 @@ def create_router(console: Console) -> APIRouter:
             staff=staff,
             query=query,
             queues=QUEUES,
+            may_enter=staff.principal.may(auth.Action.ENTER),
             columns=COLUMNS,
             rows=[(row, console.cells(row, locale)) for row in page.rows],
             next_page=query.params(after=_cursor(page.next_after)) if page.next_after else None,
@@ -523,7 +542,14 @@ def create_router(console: Console) -> APIRouter:
             ]
             return sorted(items, key=lambda item: (-item[1], item[0]))
 
-        timing = domain.spread(domain.business_days(start, end) for start, end in flow.screening_times)
+        def spread(times: list[tuple[datetime, datetime]]) -> domain.Spread:
+            return domain.spread(domain.business_days(start, end) for start, end in times)
+
+        timings = [
+            (i18n.translate(TO_SCREENING, locale), spread(flow.screening_times)),
+            (i18n.translate(TO_FIRST_CONTACT, locale), spread(flow.first_contact_times)),
+            (i18n.translate(TO_MATCH, locale), spread(flow.match_times)),
+        ]
         return console.render(
             request,
             "console/dashboard.html",
@@ -532,7 +558,7 @@ def create_router(console: Console) -> APIRouter:
             counts=counts,
             year_label=fiscal_label(year, locale),
             fiscal_label=lambda one: fiscal_label(one, locale),
-            timing=timing,
+            timings=timings,
             months=[(months[m], counts.by_month.get(m, 0)) for m in month_order],
             quarters=[(i18n.translate(QUARTER, locale, number=n + 1), quarters[n]) for n in range(4)],
             topics=[(i18n.label(topic, locale), counts.topics.get(topic.value, 0)) for topic in SupportField],
@@ -617,41 +643,63 @@ def create_router(console: Console) -> APIRouter:
         tab = tab if tab in dict(TABS) or tab == "all" else "consultation"
         return _record_page(console, request, staff, found, tab=tab, notice=request.query_params.get("notice"))
 
-    @router.post("/consultations/{consultation_id}/screening")
-    async def screen(request: Request, consultation_id: str) -> Response:
+    @router.get("/entries/new")
+    async def entry_form(request: Request) -> HTMLResponse:
+        staff = console.staff(request)
+        return _entry_page(console, request, staff, {}, [])
+
+    @router.post("/entries")
+    async def enter(request: Request) -> Response:
         form = await request.form()
         staff = console.checked(request, form)
-        found = await _record(console, staff, consultation_id)
-        if found is None:
-            return console.render(request, "console/not_found.html", status=404, staff=staff)
-        body: dict[str, Any] = {"decision": str(form.get("decision", ""))}
-        if body["decision"] == ScreeningDecision.OUT_OF_SCOPE.value:
-            body["reason"] = str(form.get("reason", ""))
         try:
             answer = await console.post_to_intake(
-                staff,
-                f"/v1/hubs/{staff.principal.hub}/consultations/{consultation_id}/screening",
-                body,
-                locale=console.locale(request),
+                staff, f"/v1/hubs/{staff.principal.hub}/entries", entry_body(form), locale=console.locale(request)
             )
         except httpx.HTTPError:
             answer = None
         if answer is None or answer.status_code >= 300:
-            problem = _problem(answer)
-            return _record_page(
-                console,
-                request,
-                staff,
-                found,
-                tab="progress",
-                problem=problem,
-                status=answer.status_code if answer is not None and answer.status_code < 500 else 503,
-            )
-        # Read your writes: wait (bounded) until the screening is in the view, else say it is on its way.
-        seen = await _wait_for(console, staff, found.view.id, lambda view: view.screened_at is not None)
-        notice = "screened" if seen else "pending"
-        return RedirectResponse(
-            f"/console/consultations/{consultation_id}?tab=progress&notice={notice}", status_code=303
+            problems = _field_problems(answer)
+            status = answer.status_code if answer is not None and answer.status_code < 500 else 503
+            return _entry_page(console, request, staff, form, problems, problem=_problem(answer), status=status)
+        consultation_id = uuid.UUID(answer.json()["consultation_id"])
+        seen = await _wait_for(console, staff, consultation_id, lambda _: True)
+        notice = "entered_done" if seen else "entered_pending"
+        if not seen:  # its record is not there yet: say so here, with the way to it
+            return _entry_page(console, request, staff, {}, [], notice=notice, entered=answer.json())
+        return RedirectResponse(f"/console/consultations/{consultation_id}?notice={notice}", status_code=303)
+
+    @router.post("/consultations/{consultation_id}/screening")
+    async def screen(request: Request, consultation_id: str) -> Response:
+        def body(form: Mapping[str, Any]) -> dict[str, Any]:
+            decision = str(form.get("decision", ""))
+            if decision == ScreeningDecision.OUT_OF_SCOPE.value:
+                return {"decision": decision, "reason": str(form.get("reason", ""))}
+            return {"decision": decision}
+
+        return await _command(
+            console, request, consultation_id, "screening", body, lambda _, now: now.view.screened_at is not None
+        )
+
+    @router.post("/consultations/{consultation_id}/notes")
+    async def note(request: Request, consultation_id: str) -> Response:
+        def body(form: Mapping[str, Any]) -> dict[str, Any]:
+            return {"text": str(form.get("text", "")), "awaits_applicant": form.get("awaits_applicant") == "yes"}
+
+        def seen(before: repository.ConsultationRecord, now: repository.ConsultationRecord) -> bool:
+            return _notes(now) > _notes(before)
+
+        return await _command(console, request, consultation_id, "notes", body, seen)
+
+    @router.post("/consultations/{consultation_id}/closure")
+    async def close(request: Request, consultation_id: str) -> Response:
+        return await _command(
+            console,
+            request,
+            consultation_id,
+            "closure",
+            lambda form: {"outcome": str(form.get("outcome", ""))},
+            lambda _, now: now.view.closed_at is not None,
         )
 
     return router
@@ -667,8 +715,10 @@ def _record_page(
     notice: str | None = None,
     problem: str | None = None,
     status: int = 200,
+    form: Mapping[str, Any] | None = None,
 ) -> HTMLResponse:
-    """The record at one tab, with the actions the member may take, and a notice or a problem."""
+    """The record at one tab, with the actions the member may take, and a notice or a problem (with what
+    the member had typed in `form`)."""
     return console.render(
         request,
         "console/record.html",
@@ -680,10 +730,172 @@ def _record_page(
         event_labels=EVENT_LABELS,
         decisions=list(ScreeningDecision),
         reasons=list(OutOfScopeReason),
-        may_screen=staff.principal.may(auth.Action.SCREEN),
+        may={action: staff.principal.may(permission) for action, permission in ACTIONS.items()},
+        outcomes=list(Outcome),
         notice=notice,
         problem=problem,
+        form=form or {},
     )
+
+
+ENTRY_TEXT: Final = (
+    "organization",
+    "corporate_number",
+    "title",
+    "product_name",
+    "family_name",
+    "given_name",
+    "family_name_kana",
+    "given_name_kana",
+    "email",
+    "phone",
+    "body",
+)
+ENTRY_LABELS: Final = {
+    "channel": N_("How it was received"),
+    "slot_day": N_("Open Hours day"),
+    "organization": N_("Organisation"),
+    "corporate_number": N_("Corporate number"),
+    "applicant_kind": N_("Applicant kind"),
+    "prefecture": N_("Prefecture"),
+    "family_name": N_("Family name"),
+    "given_name": N_("Given name"),
+    "family_name_kana": N_("Family name (katakana)"),
+    "given_name_kana": N_("Given name (katakana)"),
+    "email": N_("Email"),
+    "phone": N_("Phone"),
+    "language": N_("Language"),
+    "title": N_("Subject"),
+    "product_name": N_("Product"),
+    "product_kind": N_("Product kind"),
+    "development_stage": N_("Development stage"),
+    "topics": N_("Topics"),
+    "body": N_("What they asked"),
+}
+"""The entry form's fields and their labels (the error summary names each field it lists)."""
+ENTRY_CHOICES: Final = ("channel", "language", "applicant_kind", "prefecture", "product_kind", "development_stage")
+ENTRY_CHANNELS: Final = (Channel.PHONE, Channel.EMAIL, Channel.EVENT, Channel.OPEN_HOURS)
+OPEN_HOURS_TIMES: Final = ("10:00", "11:00")
+
+
+def entry_body(form: Mapping[str, Any]) -> dict[str, Any]:
+    """Intake's staff entry from the console's form: what was filled in, as intake takes it (an Open Hours slot
+    is the day and the hour in Japan time); intake says what is missing or wrong, field by field."""
+    body: dict[str, Any] = {}
+    for name in (*ENTRY_TEXT, *ENTRY_CHOICES):
+        if value := str(form.get(name, "")).strip():
+            body[name] = value
+    getlist = getattr(form, "getlist", None)
+    topics = [str(topic) for topic in getlist("topics")] if getlist is not None else []
+    if topics:
+        body["topics"] = topics
+    if body.get("channel") == Channel.OPEN_HOURS.value:
+        day, hour = str(form.get("slot_day", "")), str(form.get("slot_time", ""))
+        if day and hour in OPEN_HOURS_TIMES:
+            body["open_hours_slot"] = f"{day}T{hour}:00+09:00"
+    return body
+
+
+def _field_problems(answer: httpx.Response | None) -> list[tuple[str, str]]:
+    """(field, message) of a refusal, in the member's language; the slot's under the day it was asked on."""
+    if answer is None or answer.status_code != 422:
+        return []
+    try:
+        fields = answer.json().get("fields") or []
+    except ValueError:
+        return []
+    found = []
+    for item in fields:
+        name = str(item.get("field", "")).split(".")[0]
+        found.append(("slot_day" if name == "open_hours_slot" else name, str(item.get("message", ""))))
+    return found
+
+
+def _entry_page(
+    console: Console,
+    request: Request,
+    staff: Staff,
+    form: Mapping[str, Any],
+    problems: list[tuple[str, str]],
+    *,
+    problem: str | None = None,
+    status: int = 200,
+    notice: str | None = None,
+    entered: Mapping[str, Any] | None = None,
+) -> HTMLResponse:
+    getlist = getattr(form, "getlist", None)
+    return console.render(
+        request,
+        "console/entry.html",
+        status=status,
+        staff=staff,
+        form=form,
+        chosen_topics=set(getlist("topics")) if getlist is not None else set(),
+        problems=problems,
+        errors=dict(reversed(problems)),
+        problem=problem if problems == [] else None,
+        notice=notice,
+        entered=entered,
+        may_enter=staff.principal.may(auth.Action.ENTER),
+        labels=ENTRY_LABELS,
+        channels=ENTRY_CHANNELS,
+        times=OPEN_HOURS_TIMES,
+        languages=list(Language),
+        applicant_kinds=list(ApplicantKind),
+        prefectures=list(Prefecture),
+        product_kinds=list(ProductKind),
+        stages=list(DevelopmentStage),
+        topics=list(SupportField),
+    )
+
+
+ACTIONS: Final = {"screening": auth.Action.SCREEN, "notes": auth.Action.NOTE, "closure": auth.Action.CLOSE}
+"""The record's actions: the path of intake's command, and what the member must be allowed."""
+
+
+def _notes(record: repository.ConsultationRecord) -> int:
+    return sum(entry.event_type == NoteAdded.event_type for entry in record.timeline)
+
+
+async def _command(
+    console: Console,
+    request: Request,
+    consultation_id: str,
+    action: str,
+    body: Callable[[Mapping[str, Any]], dict[str, Any]],
+    seen: Callable[[repository.ConsultationRecord, repository.ConsultationRecord], bool],
+) -> Response:
+    """Post one of the record's actions to intake with the member's token; then read your writes: wait
+    (bounded) until the projection shows it and say so, or say it is on its way. A refusal is shown on
+    the record, in the member's language, with what they typed kept."""
+    form = await request.form()
+    staff = console.checked(request, form)
+    found = await _record(console, staff, consultation_id)
+    if found is None:
+        return console.render(request, "console/not_found.html", status=404, staff=staff)
+    try:
+        answer = await console.post_to_intake(
+            staff,
+            f"/v1/hubs/{staff.principal.hub}/consultations/{consultation_id}/{action}",
+            body(form),
+            locale=console.locale(request),
+        )
+    except httpx.HTTPError:
+        answer = None
+    if answer is None or answer.status_code >= 300:
+        return _record_page(
+            console,
+            request,
+            staff,
+            found,
+            tab="progress",
+            problem=_problem(answer),
+            status=answer.status_code if answer is not None and answer.status_code < 500 else 503,
+            form=form,
+        )
+    done = await _wait_for(console, staff, found.view.id, lambda now: seen(found, now))
+    notice = f"{action}_{'done' if done else 'pending'}"
+    return RedirectResponse(f"/console/consultations/{consultation_id}?tab=progress&notice={notice}", status_code=303)
 
 
 def _problem(answer: httpx.Response | None) -> str:
@@ -708,13 +920,16 @@ async def _record(console: Console, staff: Staff, consultation_id: str) -> repos
 
 
 async def _wait_for(
-    console: Console, staff: Staff, consultation_id: uuid.UUID, done: Callable[[tables.ConsultationView], bool]
+    console: Console,
+    staff: Staff,
+    consultation_id: uuid.UUID,
+    done: Callable[[repository.ConsultationRecord], bool],
 ) -> bool:
     deadline = time.monotonic() + READ_TIMEOUT_S
     while time.monotonic() < deadline:
         async with console.sessions() as session:
             found = await repository.get_by_id(session, staff.principal.hub, consultation_id)
-        if found is not None and done(found.view):
+        if found is not None and done(found):
             return True
         await asyncio.sleep(0.05)
     return False

@@ -10,7 +10,7 @@ import struct
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -170,6 +170,20 @@ def business_days(start: datetime, end: datetime) -> int:
         day += timedelta(days=1)
         days += is_business_day(day)
     return days
+
+
+SCREENING_BUSINESS_DAYS = 3
+"""A consultation is overdue when it waits for its screening more than this many business days."""
+
+
+def overdue_before(now: datetime, days: int = SCREENING_BUSINESS_DAYS) -> datetime:
+    """The instant (Japan midnight) before which a consultation received has waited more than `days` business
+    days by `now`: with 3, on a Monday, whatever came in by Tuesday of the week before."""
+    today = now.astimezone(JAPAN)
+    day = today.date()
+    while business_days(datetime.combine(day - timedelta(days=1), time(12), tzinfo=JAPAN), today) <= days:
+        day -= timedelta(days=1)
+    return datetime.combine(day, time.min, tzinfo=JAPAN)
 
 
 @dataclass(frozen=True, slots=True)

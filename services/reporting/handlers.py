@@ -183,6 +183,9 @@ def screened(data: ConsultationScreened) -> Change:
 
 
 def note_added(data: NoteAdded) -> Change:
+    if data.awaits_applicant:
+        detail = {"text": data.personal.text, "awaits_applicant": True}
+        return Change(values={"awaiting_applicant_since": data.noted_at}, actor=data.recorded_by, detail=detail)
     return Change(actor=data.recorded_by, detail={"text": data.personal.text})
 
 
@@ -197,7 +200,8 @@ def closed(data: ConsultationClosed) -> Change:
 
 def supplemented(data: ConsultationSupplemented) -> Change:
     files = [attachment.model_dump(mode="json") for attachment in data.attachments]
-    return Change(actor=APPLICANT, detail={"note": data.personal.note, "attachments": files})
+    detail = {"note": data.personal.note, "attachments": files}
+    return Change(values={"awaiting_applicant_since": None}, actor=APPLICANT, detail=detail)
 
 
 def consents_changed(data: ConsentsChanged) -> Change:

@@ -257,15 +257,17 @@ class BulkRefused(Exception):
 
 
 async def checksums(engine: AsyncEngine, schema: str) -> dict[str, Checksum]:
-    """Row count and an order-independent digest of every row's text, per table the log alone decides."""
+    """Row count and an order-independent digest of every row's text, per table the log alone decides. The
+    columns in the models' order: a migrated table has its added columns last, a rebuilt one in place."""
     found = {}
     async with engine.connect() as connection:
         for table in CHECKED_TABLES:
+            columns = ", ".join(f't."{c.name}"' for c in tables.metadata.tables[f"{LIVE}.{table}"].columns)
             rows, digest = (
                 await connection.execute(
                     text(
-                        "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0) "
-                        f'FROM "{schema}"."{table}" t'
+                        f"SELECT count(*), coalesce(sum(('x' || substr(md5(row({columns})::text), 1, 15))"
+                        f'::bit(60)::bigint), 0) FROM "{schema}"."{table}" t'
                     )
                 )
             ).one()
@@ -283,7 +285,10 @@ async def swap(engine: AsyncEngine, replay: Replay, schema: str, advanced: Calla
         await connection.execute(text("SET LOCAL lock_timeout = '30s'"))
         await connection.execute(text(f"LOCK TABLE {live_tables} IN ACCESS EXCLUSIVE MODE"))
         await replay.until(await replay.ends(), advanced)
-        await connection.execute(text(f'INSERT INTO "{schema}".saved_views SELECT * FROM "{LIVE}".saved_views'))
+        kept = ", ".join(f'"{c.name}"' for c in tables.SavedView.__table__.columns)
+        await connection.execute(
+            text(f'INSERT INTO "{schema}".saved_views ({kept}) SELECT {kept} FROM "{LIVE}".saved_views')
+        )
         await connection.execute(text(f'CREATE TABLE "{schema}".alembic_version AS TABLE "{LIVE}".alembic_version'))
         await connection.execute(text(f'ALTER SCHEMA "{LIVE}" RENAME TO "{old}"'))
         await connection.execute(text(f'ALTER SCHEMA "{schema}" RENAME TO "{LIVE}"'))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.reporting import domain, tables
 from shared import db
 from shared.contract import ContextAttributes
+from shared.contract.consultation import ConsultationClosed, ConsultationScreened, NoteAdded
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,9 @@ class Search:
     channel: str | None = None
     actor: str | None = None
     fiscal_year: int | None = None
+    received_before: datetime | None = None
+    waiting: bool = False
+    """Only those waiting on their applicant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,10 @@ def _conditions(hub: str, search: Search) -> list[Any]:
         conditions.append(or_(view.screened_by == search.actor, view.entered_by == search.actor))
     if search.fiscal_year is not None:
         conditions.append(view.fiscal_year == search.fiscal_year)
+    if search.received_before is not None:
+        conditions.append(view.submitted_at < search.received_before)
+    if search.waiting:
+        conditions.append(view.awaiting_applicant_since.is_not(None))
     return conditions
 
 
@@ -293,6 +301,17 @@ class Funnel:
     meeting: int
     closed: int
     screening_times: list[tuple[datetime, datetime]]
+    first_contact_times: list[tuple[datetime, datetime]] = field(default_factory=list)
+    """Received, and the first thing a member of staff recorded on it (screening, note or closure)."""
+    match_times: list[tuple[datetime, datetime]] = field(default_factory=list)
+    """Received, and experts proposed."""
+
+
+STAFF_EVENTS = (
+    ConsultationScreened.event_type,
+    NoteAdded.event_type,
+    ConsultationClosed.event_type,
+)
 
 
 async def funnel(session: AsyncSession, hub: str, fiscal_year: int) -> Funnel:
@@ -314,9 +333,34 @@ async def funnel(session: AsyncSession, hub: str, fiscal_year: int) -> Funnel:
             *where, view.screened_at.is_not(None), view.submitted_at.is_not(None)
         )
     )
+    timeline = tables.TimelineEntry
+    first = (
+        select(timeline.consultation_id, func.min(timeline.occurred_at).label("at"))
+        .where(timeline.hub == hub, timeline.event_type.in_(STAFF_EVENTS))
+        .group_by(timeline.consultation_id)
+        .subquery()
+    )
+    contacts = await session.execute(
+        select(view.submitted_at, first.c.at).join(first, first.c.consultation_id == view.id).where(*where)
+    )
+    matches = await session.execute(
+        select(view.submitted_at, view.match_proposed_at).where(*where, view.match_proposed_at.is_not(None))
+    )
     submitted, screened, matched, meeting, closed = (int(n) for n in row)
-    pairs = [(start, end) for start, end in times if start is not None and end is not None]
-    return Funnel(submitted, screened, matched, meeting, closed, screening_times=pairs)
+
+    def pairs(rows: Any) -> list[tuple[datetime, datetime]]:
+        return [(start, end) for start, end in rows if start is not None and end is not None]
+
+    return Funnel(
+        submitted,
+        screened,
+        matched,
+        meeting,
+        closed,
+        screening_times=pairs(times),
+        first_contact_times=pairs(contacts),
+        match_times=pairs(matches),
+    )
 
 
 MAX_SAVED_VIEWS = 50

@@ -68,6 +68,8 @@ class ConsultationView(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(Text)
     closed_by: Mapped[str | None] = mapped_column(Text)
+    # Since when the hub waits on the applicant (a note asked them for something), until they add information.
+    awaiting_applicant_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # 年度 (April to March, Japan time) of the submission: what every hub reports by.
     fiscal_year: Mapped[int | None] = mapped_column(Integer)
     # Japanese and English full text: character bigrams of Japanese runs, words of the rest (`domain.search_document`).

@@ -250,6 +250,11 @@ class NoteAdded(ConsultationEvent):
     noted_at: datetime
     recorded_by: str = Field(min_length=1)
     personal: NotePersonal
+    awaits_applicant: bool = Field(
+        default=False,
+        description="The member has asked the applicant for something: the consultation waits on them until "
+        "they add information",
+    )
 
 
 class ConsultationClosed(ConsultationEvent):

@@ -16,11 +16,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from playwright.async_api import Page, expect
 
-from services.reporting import console
+from services.reporting import console, domain
 from shared import i18n, kafka
 from shared.contract import new_envelope
 from shared.contract.topics import consultations
-from shared.contract.vocabulary import ScreeningDecision
+from shared.contract.vocabulary import Outcome, ScreeningDecision, SupportField
 from tests import history
 from tests.e2e.browser import check_page
 from tests.e2e.conftest import Stack
@@ -206,6 +206,88 @@ async def test_console_pages_need_a_session_and_forms_need_its_token(stack: Stac
     assert forged.headers["location"].endswith("/console/sign-in")
 
 
+async def test_staff_enter_a_phone_consultation_note_it_wait_on_the_applicant_and_close_it(
+    page: Page, stack: Stack, screener: dict[str, str]
+) -> None:
+    """A consultation taken by phone, entered from the console; a note that asks the applicant for something
+    puts it in the "waiting" queue; closing it takes it out. Each action posted to intake, its effect shown."""
+    marker = uuid.uuid4().hex[:8]
+    await sign_in(page, stack, screener, "ja")
+    await page.get_by_role("link", name=t("Enter a consultation", "ja")).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(t("Enter a consultation", "ja"))
+    await check_page(page, "console-entry-ja")
+
+    # Too little: every problem at its field, in Japanese, and summed up at the top.
+    await page.locator("#e-organization").fill(f"株式会社電話相談{marker}")
+    await page.get_by_role("button", name=t("Enter the consultation", "ja")).click()
+    summary = page.get_by_role("alert")
+    await expect(summary).to_contain_text(t("Please correct the following", "ja"))
+    for field in ("title", "email", "body"):
+        await expect(page.locator(f"#e-{field}-error")).to_be_visible()
+        await expect(page.locator(f"#e-{field}")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#e-topics-error")).to_be_visible()
+    await expect(page.locator("#e-organization")).to_have_value(f"株式会社電話相談{marker}")
+    await check_page(page, "console-entry-errors-ja")
+
+    await page.locator("#e-title").fill(f"電話での資金調達相談 {marker}")
+    await page.locator("#e-family_name").fill("電話")
+    await page.locator("#e-given_name").fill("花子")
+    await page.locator("#e-email").fill(f"phone-{marker}@example.jp")
+    await page.get_by_label(i18n.label(SupportField.FUNDRAISING, "ja")).check()
+    await page.locator("#e-body").fill("電話で受けた相談です。資金調達の進め方を知りたい。")
+    await page.get_by_role("button", name=t("Enter the consultation", "ja")).click()
+    entered = (t("The consultation is entered.", "ja"), t("Open its record", "ja"))
+    await expect(page.get_by_role("status")).to_contain_text(re.compile("|".join(map(re.escape, entered))))
+    if await page.get_by_role("link", name=t("Open its record", "ja")).count():
+        await page.get_by_role("link", name=t("Open its record", "ja")).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(f"電話での資金調達相談 {marker}")
+    await (
+        page.get_by_role("navigation", name=t("Record sections", "ja"))
+        .get_by_role("link", name=t("Progress", "ja"), exact=True)
+        .click()
+    )
+
+    # A note that asks the applicant for something: in the timeline, and the record waits on them.
+    await page.get_by_label(t("Note", "ja"), exact=True).fill(f"決算書の提出を依頼 {marker}")
+    await page.get_by_label(t("We have asked the applicant for something: wait on them", "ja")).check()
+    await page.get_by_role("button", name=t("Add the note", "ja")).click()
+    noted = (t("The note is recorded.", "ja"), t("The note was accepted and will appear here in a moment.", "ja"))
+    await expect(page.get_by_role("status")).to_have_text(re.compile("|".join(map(re.escape, noted))))
+    await page.reload()
+    timeline = page.locator("ol.timeline")
+    await expect(timeline).to_contain_text(f"決算書の提出を依頼 {marker}")
+    await expect(timeline).to_contain_text(t("Asked the applicant: waiting on them", "ja"))
+    await check_page(page, "console-record-noted-ja")
+    record = page.url.split("?")[0]
+
+    await page.goto(f"{stack.origin}/console/consultations?queue=waiting")
+    await expect(page.locator("#results").get_by_role("link", name=f"電話での資金調達相談 {marker}")).to_be_visible()
+    await check_page(page, "console-queue-waiting-ja")
+
+    # Screened, then closed with an outcome (intake closes only what was screened): the status says so,
+    # and it no longer waits on anyone.
+    await page.goto(f"{record}?tab=progress")
+    await expect(page.get_by_role("button", name=t("Close the consultation", "ja"))).to_have_count(0)
+    await page.get_by_label(i18n.label(ScreeningDecision.ACCEPTED, "ja")).check()
+    await page.get_by_role("button", name=t("Record the screening", "ja")).click()
+    await expect(page.get_by_role("status")).to_be_visible()
+    await page.goto(f"{record}?tab=progress")
+    await page.get_by_label(t("Outcome", "ja")).select_option(Outcome.ADVICE_GIVEN.value)
+    await page.get_by_role("button", name=t("Close the consultation", "ja")).click()
+    closing = (
+        t("The consultation is closed.", "ja"),
+        t("The closure was accepted and will appear here in a moment.", "ja"),
+    )
+    await expect(page.get_by_role("status")).to_have_text(re.compile("|".join(map(re.escape, closing))))
+    await page.reload()
+    await expect(page.locator(".record-meta .status")).to_have_text(
+        i18n.translate(console.STATUS_LABELS[domain.Status.CLOSED], "ja")
+    )
+    await expect(page.locator("ol.timeline")).to_contain_text(i18n.label(Outcome.ADVICE_GIVEN, "ja"))
+    await page.goto(f"{stack.origin}/console/consultations?queue=waiting")
+    await expect(page.locator("#results").get_by_role("link", name=f"電話での資金調達相談 {marker}")).to_have_count(0)
+
+
 def _cookies(cookies: Any) -> dict[str, str]:
     return {cookie["name"]: cookie["value"] for cookie in cookies}
 
@@ -267,7 +349,15 @@ async def test_dashboard_reports_the_samd_windows_fiscal_years_exactly(
 
     await page.goto(f"{stack.origin}/console/dashboard?year=2021&lang=ja")
     await expect(page.get_by_role("heading", level=1)).to_have_text("ダッシュボード: 2021年度")
+    timings = page.get_by_role("table", name=t("Time taken, in business days", "ja"))
+    await expect(timings.get_by_role("rowheader", name=t("To screening", "ja"))).to_be_visible()
     await check_page(page, "console-dashboard-fy2021-ja")
+
+    # Never screened, received years ago: overdue.
+    await page.goto(f"{stack.origin}/console/consultations?queue=overdue&lang=ja")
+    await expect(page.get_by_role("link", name=t("Overdue", "ja"))).to_have_attribute("aria-current", "page")
+    await expect(page.locator("#results")).to_contain_text("株式会社プログラム医療機器")
+    await check_page(page, "console-queue-overdue-ja")
 
     # Leave the pipeline as found: matching and notify work through these 454 consultations too, and the
     # tests after this one time their own consultations' way through it.

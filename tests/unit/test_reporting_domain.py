@@ -3,7 +3,7 @@ CSV cells."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from services.reporting import domain
 from services.reporting.console import spreadsheet_safe
@@ -55,3 +55,14 @@ def test_a_csv_cell_excel_would_run_as_a_formula_is_written_as_text() -> None:
     assert spreadsheet_safe("@SUM(A1)") == "'@SUM(A1)"
     assert spreadsheet_safe("株式会社テスト") == "株式会社テスト"
     assert spreadsheet_safe("") == ""
+
+
+def test_overdue_counts_japanese_business_days_holidays_included() -> None:
+    """Three business days to screen: on Tuesday 24 November 2026 (Monday the 23rd is 勤労感謝の日), what came
+    in on Tuesday the 17th is overdue, what came in on Wednesday the 18th is not."""
+    cutoff = domain.overdue_before(datetime(2026, 11, 24, 15, tzinfo=domain.JAPAN))
+    assert cutoff == datetime(2026, 11, 18, tzinfo=domain.JAPAN)
+    assert domain.business_days(datetime(2026, 11, 17, 10, tzinfo=domain.JAPAN), cutoff + timedelta(days=6)) == 4
+    assert domain.overdue_before(datetime(2026, 11, 28, 9, tzinfo=domain.JAPAN)) == datetime(
+        2026, 11, 24, tzinfo=domain.JAPAN
+    ), "a Saturday counts from the Friday before"
