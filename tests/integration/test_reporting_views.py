@@ -19,8 +19,10 @@ from shared.contract.consultation import (
     ConsultationClosed,
     ConsultationScreened,
     ConsultationSubmitted,
+    ConsultationSupplemented,
     NoteAdded,
     NotePersonal,
+    SupplementPersonal,
 )
 from shared.contract.vocabulary import (
     ApplicantKind,
@@ -275,3 +277,38 @@ async def test_a_search_document_is_the_same_tsvector_as_text_and_in_binary(
         finally:
             await connection.invalidate()
     assert same
+
+
+async def test_a_note_that_asks_the_applicant_waits_until_they_add_information(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The "waiting" queue: a note with `awaits_applicant` puts the consultation in it, the applicant's
+    supplement takes it out (in one batch or two alike: the fold is the same)."""
+    asked = submission()
+    await project(sessions, asked)
+    now = datetime.now(UTC)
+    note = NoteAdded(
+        consultation_id=asked.consultation_id,
+        note_id=uuid.uuid4(),
+        noted_at=now,
+        recorded_by="screener@pmda.example",
+        personal=NotePersonal(text="決算書をお送りください"),
+        awaits_applicant=True,
+    )
+    async with sessions.begin() as session:
+        await handlers.projecting(handlers.note_added)(session, [event(note)])
+    assert asked.consultation_id in await found(sessions, waiting=True)
+    async with sessions() as session:
+        record = await repository.get_by_id(session, HUB, asked.consultation_id)
+    assert record is not None
+    assert record.view.awaiting_applicant_since == now
+    assert record.timeline[-1].detail == {"text": "決算書をお送りください", "awaits_applicant": True}
+
+    answer = ConsultationSupplemented(
+        consultation_id=asked.consultation_id,
+        supplemented_at=now + timedelta(days=1),
+        personal=SupplementPersonal(note="お送りします"),
+    )
+    async with sessions.begin() as session:
+        await handlers.projecting(handlers.supplemented)(session, [event(answer)])
+    assert asked.consultation_id not in await found(sessions, waiting=True)
