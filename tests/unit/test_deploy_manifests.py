@@ -44,7 +44,7 @@ GROUPS: dict[str, str] = {
 }
 HUB_TOPICS = {consultations(hub.id) for hub in DEFAULT_HUBS}
 # Not hubnet settings but read by the runtime: Python's default TLS context takes its CA bundle from it.
-RUNTIME_VARIABLES = {"SSL_CERT_FILE"}
+RUNTIME_VARIABLES = {"SSL_CERT_FILE", "FORWARDED_ALLOW_IPS"}  # read by the TLS stack and by uvicorn
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 COMPOSE_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
