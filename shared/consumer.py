@@ -443,7 +443,12 @@ class Consumer:
             applied = event_id in claimed and event_id not in counted
             outcomes[event.envelope.type, "applied" if applied else "duplicate"] += 1
             if applied:
-                age = (committed - event.envelope.time).total_seconds()
+                occurred = event.envelope.time
+                if (
+                    occurred.tzinfo is None
+                ):  # a producer that wrote no offset meant UTC (CloudEvents' times are RFC 3339)
+                    occurred = occurred.replace(tzinfo=UTC)
+                age = (committed - occurred).total_seconds()
                 self._metrics.event_age_seconds.labels(event.envelope.type).observe(max(age, 0.0))
             counted.add(event_id)
         for (event_type, outcome), count in outcomes.items():

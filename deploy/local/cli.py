@@ -152,6 +152,14 @@ def reporting_rebuild(
     keep_old: Annotated[
         bool, typer.Option("--keep-old", help="Keep the replaced schema (renamed) after the swap.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Replay with this many processes (default: by the log's size, at most one per core).",
+        ),
+    ] = None,
 ) -> None:
     """Replay every hub topic into a shadow schema while the live views serve, then swap atomically
     (`python -m services.reporting rebuild`, with the stack instance's settings)."""
@@ -164,6 +172,7 @@ def reporting_rebuild(
         "rebuild",
         *(["--check"] if check else []),
         *(["--keep-old"] if keep_old else []),
+        *(["--workers", str(workers)] if workers else []),
     ]
     raise typer.Exit(subprocess.run(args, env=env, check=False).returncode)
 

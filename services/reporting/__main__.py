@@ -11,15 +11,26 @@ from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from shared.cli import main
 
+USAGE = "usage: python -m services.reporting rebuild [--check] [--keep-old] [--workers N]"
+
 
 def _rebuild(settings: ReportingSettings, args: Sequence[str]) -> int | str:
-    """`rebuild [--check] [--keep-old]`: replay the log into a shadow schema, then swap (or only compare)."""
-    unknown = [arg for arg in args if arg not in ("--check", "--keep-old")]
-    if unknown:
-        return f"usage: python -m services.reporting rebuild [--check] [--keep-old] (not {' '.join(unknown)})"
+    """`rebuild [--check] [--keep-old] [--workers N]`: replay the log into a shadow schema, then swap (or only
+    compare), with N processes (by default, one per 100,000 events, at most one per core)."""
+    flags, workers, rest = set(), None, list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg in ("--check", "--keep-old"):
+            flags.add(arg)
+        elif arg == "--workers" and rest and rest[0].isdigit() and int(rest[0]) >= 1:
+            workers = int(rest.pop(0))
+        else:
+            return f"{USAGE} (not {arg})"
     console = Console(stderr=True)
     outcome = asyncio.run(
-        rebuild.rebuild(settings, check_only="--check" in args, keep_old="--keep-old" in args, console=console)
+        rebuild.rebuild(
+            settings, check_only="--check" in flags, keep_old="--keep-old" in flags, workers=workers, console=console
+        )
     )
     rebuild.report(outcome, Console())
     return 0 if outcome.swapped or outcome.equal else 1

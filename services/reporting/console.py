@@ -99,8 +99,8 @@ QUEUES: Final[Mapping[str, tuple[str, tuple[domain.Status, ...]]]] = {
     ),
 }
 """The queues, each a saved search: its label and the statuses it shows. "mine": what I screened or entered;
-"overdue": waiting for its screening more than `domain.SCREENING_BUSINESS_DAYS` business days; "waiting": a
-note asked the applicant for something, and they have not added anything since."""
+"overdue": waiting for its screening more than `domain.SCREENING_BUSINESS_DAYS` business days, and not on its
+applicant; "waiting": a note asked the applicant for something, and they have not added anything since."""
 
 COLUMNS: Final = (
     ("reference", N_("Reference")),
@@ -248,7 +248,8 @@ def read_list_query(request: Request, staff: Staff) -> ListQuery:
         statuses=tuple(status.value for status in QUEUES[queue][1]),
         actor=staff.principal.subject if queue == "mine" else None,
         received_before=domain.overdue_before(datetime.now(UTC)) if queue == "overdue" else None,
-        waiting=queue == "waiting",
+        # Overdue is the hub's delay; a consultation that waits on its applicant is in "waiting" instead.
+        waiting={"waiting": True, "overdue": False}.get(queue),
     )
     sort = params.get("sort", "submitted_at")
     return ListQuery(
@@ -399,12 +400,16 @@ class Console:
         token: str = response.json()["token"]
         return token
 
-    async def post_to_intake(self, staff: Staff, path: str, body: Mapping[str, Any], *, locale: str) -> httpx.Response:
-        """A staff command, with the member's own token: intake authorises it as if they had sent it."""
+    async def post_to_intake(
+        self, staff: Staff, path: str, body: Mapping[str, Any], *, locale: str, idempotency_key: str | None = None
+    ) -> httpx.Response:
+        """A staff command, with the member's own token: intake authorises it as if they had sent it. With
+        `idempotency_key`, the same form sent twice (a retry, a second click) is taken once."""
+        headers = {"Authorization": f"Bearer {staff.token}", "Accept-Language": locale}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         async with self.client() as client:
-            return await client.post(
-                path, json=dict(body), headers={"Authorization": f"Bearer {staff.token}", "Accept-Language": locale}
-            )
+            return await client.post(path, json=dict(body), headers=headers)
 
 
 def spreadsheet_safe(cell: str) -> str:
@@ -638,7 +643,10 @@ def create_router(console: Console) -> APIRouter:
         staff = console.staff(request)
         found = await _record(console, staff, consultation_id)
         if found is None:
-            return console.render(request, "console/not_found.html", status=404, staff=staff)
+            # Just entered, not yet projected: it is on its way (the page says so and looks again).
+            on_its_way = request.query_params.get("notice") == "entered_pending"
+            status = 200 if on_its_way else 404
+            return console.render(request, "console/not_found.html", status=status, staff=staff, on_its_way=on_its_way)
         tab = request.query_params.get("tab", "consultation")
         tab = tab if tab in dict(TABS) or tab == "all" else "consultation"
         return _record_page(console, request, staff, found, tab=tab, notice=request.query_params.get("notice"))
@@ -652,21 +660,26 @@ def create_router(console: Console) -> APIRouter:
     async def enter(request: Request) -> Response:
         form = await request.form()
         staff = console.checked(request, form)
+        locale = console.locale(request)
+        key = str(form.get("idempotency_key", ""))
         try:
             answer = await console.post_to_intake(
-                staff, f"/v1/hubs/{staff.principal.hub}/entries", entry_body(form), locale=console.locale(request)
+                staff,
+                f"/v1/hubs/{staff.principal.hub}/entries",
+                entry_body(form),
+                locale=locale,
+                idempotency_key=key if _is_uuid(key) else None,
             )
         except httpx.HTTPError:
             answer = None
         if answer is None or answer.status_code >= 300:
             problems = _field_problems(answer)
             status = answer.status_code if answer is not None and answer.status_code < 500 else 503
-            return _entry_page(console, request, staff, form, problems, problem=_problem(answer), status=status)
+            problem = _problem(answer, locale)
+            return _entry_page(console, request, staff, form, problems, problem=problem, status=status)
         consultation_id = uuid.UUID(answer.json()["consultation_id"])
         seen = await _wait_for(console, staff, consultation_id, lambda _: True)
         notice = "entered_done" if seen else "entered_pending"
-        if not seen:  # its record is not there yet: say so here, with the way to it
-            return _entry_page(console, request, staff, {}, [], notice=notice, entered=answer.json())
         return RedirectResponse(f"/console/consultations/{consultation_id}?notice={notice}", status_code=303)
 
     @router.post("/consultations/{consultation_id}/screening")
@@ -821,7 +834,6 @@ def _entry_page(
     problem: str | None = None,
     status: int = 200,
     notice: str | None = None,
-    entered: Mapping[str, Any] | None = None,
 ) -> HTMLResponse:
     getlist = getattr(form, "getlist", None)
     return console.render(
@@ -833,9 +845,10 @@ def _entry_page(
         chosen_topics=set(getlist("topics")) if getlist is not None else set(),
         problems=problems,
         errors=dict(reversed(problems)),
+        # One per form shown, kept when the form comes back with problems: the same entry sent twice is one.
+        idempotency_key=str(form.get("idempotency_key", "")) or str(uuid.uuid4()),
         problem=problem if problems == [] else None,
         notice=notice,
-        entered=entered,
         may_enter=staff.principal.may(auth.Action.ENTER),
         labels=ENTRY_LABELS,
         channels=ENTRY_CHANNELS,
@@ -876,7 +889,7 @@ async def _command(
     try:
         answer = await console.post_to_intake(
             staff,
-            f"/v1/hubs/{staff.principal.hub}/consultations/{consultation_id}/{action}",
+            f"/v1/hubs/{staff.principal.hub}/consultations/{found.view.id}/{action}",
             body(form),
             locale=console.locale(request),
         )
@@ -889,25 +902,34 @@ async def _command(
             staff,
             found,
             tab="progress",
-            problem=_problem(answer),
+            problem=_problem(answer, console.locale(request)),
             status=answer.status_code if answer is not None and answer.status_code < 500 else 503,
             form=form,
         )
     done = await _wait_for(console, staff, found.view.id, lambda now: seen(found, now))
     notice = f"{action}_{'done' if done else 'pending'}"
-    return RedirectResponse(f"/console/consultations/{consultation_id}?tab=progress&notice={notice}", status_code=303)
+    return RedirectResponse(f"/console/consultations/{found.view.id}?tab=progress&notice={notice}", status_code=303)
 
 
-def _problem(answer: httpx.Response | None) -> str:
+def _problem(answer: httpx.Response | None, locale: str) -> str:
+    """What went wrong, in `locale`: intake's own message (it answered in the member's language), or ours."""
     if answer is None or answer.status_code >= 500:
-        return INTAKE_UNAVAILABLE
+        return i18n.translate(INTAKE_UNAVAILABLE, locale)
     if answer.status_code == 403:
-        return NOT_ALLOWED
+        return i18n.translate(NOT_ALLOWED, locale)
     try:
         message = answer.json().get("message")
     except ValueError:
         message = None
-    return str(message) if message else INTAKE_UNAVAILABLE
+    return str(message) if message else i18n.translate(INTAKE_UNAVAILABLE, locale)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 async def _record(console: Console, staff: Staff, consultation_id: str) -> repository.ConsultationRecord | None:

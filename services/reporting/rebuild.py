@@ -34,16 +34,16 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiokafka import TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from sqlalchemy import Index, Table, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reporting import handlers, tables
@@ -54,6 +54,7 @@ from services.reporting.replay import (
     PartDone,
     Replay,
     bulk_load,
+    refused,
     replay_part,
     replay_part_here,
     spawn_context,
@@ -131,8 +132,22 @@ def shadow_name() -> str:
     return f"{LIVE}_rebuild_{datetime.now(UTC):%Y%m%d%H%M%S%f}"
 
 
-def workers_for(events: int, partitions: int, cores: int | None = None) -> int:
-    return max(1, min(events // EVENTS_PER_WORKER, partitions, cores or os.cpu_count() or 1))
+def cores() -> int:
+    """The cores this process may use: its CPU affinity, within its cgroup's quota (a container's CPU limit)."""
+    count = len(os.sched_getaffinity(0))
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            count = min(count, max(1, int(quota) // int(period)))
+    return count
+
+
+def workers_for(events: int, partitions: int, asked: int | None = None) -> int:
+    """The processes to replay with: as many as `asked` (at most one per partition); else one for a small log,
+    one per `EVENTS_PER_WORKER` events for a larger one, at most one per core and per partition."""
+    if asked is not None:
+        return max(1, min(asked, partitions))
+    return max(1, min(events // EVENTS_PER_WORKER, partitions, cores()))
 
 
 def _deferred_indexes() -> list[Index]:
@@ -198,31 +213,28 @@ async def replay_in_workers(
     progress = context.Value("q", 0)
     loop = asyncio.get_running_loop()
     here, *elsewhere = parts
-    with ProcessPoolExecutor(
-        len(elsewhere), mp_context=context, initializer=start_worker, initargs=(progress,)
-    ) as pool:
-        futures = [loop.run_in_executor(pool, replay_part, settings, schema, part) for part in elsewhere]
-        working = asyncio.ensure_future(asyncio.gather(*futures))
+    pool = ProcessPoolExecutor(len(elsewhere), mp_context=context, initializer=start_worker, initargs=(progress,))
+    working = asyncio.gather(*(loop.run_in_executor(pool, replay_part, settings, schema, part) for part in elsewhere))
+    mine = asyncio.ensure_future(replay_part_here(settings, schema, here, advanced))
+    try:
         reported = 0
-
-        def report_workers() -> None:
-            nonlocal reported
+        pending: set[asyncio.Future[Any]] = {working, mine}
+        while pending:  # the first failure, here or in a worker, ends the wait
+            finished, pending = await asyncio.wait(pending, timeout=0.25, return_when=asyncio.FIRST_EXCEPTION)
             now = progress.value
             advanced(now - reported)
             reported = now
-
-        async def watch() -> None:
-            while not working.done():
-                await asyncio.wait([working], timeout=0.25)
-                report_workers()
-
-        watching = asyncio.ensure_future(watch())
-        try:
-            mine = await replay_part_here(settings, schema, here, advanced)
-            await watching
-        finally:
-            watching.cancel()
-        return [mine, *working.result()]
+            for future in finished:
+                future.result()
+        return [mine.result(), *working.result()]
+    finally:
+        for future in (mine, working):
+            if not future.done():
+                future.cancel()
+                with contextlib.suppress(BaseException):
+                    await future
+        # Not waited for: a worker still running fails on the shadow, which the caller drops.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def replay_into(
@@ -232,12 +244,13 @@ async def replay_into(
     schema: str,
     starts: Mapping[TopicPartition, int],
     advanced: Callable[[int], None],
+    most_workers: int | None = None,
 ) -> int:
     """The log up to its ends as they stand now, folded and copied into the bare `schema`, by worker
     processes for a large log; returns how many worked. Raises what the database refused."""
     ends = await replay.ends()
     events = sum(ends[tp] - starts[tp] for tp in starts)
-    workers = workers_for(events, len(starts))
+    workers = workers_for(events, len(starts), most_workers)
     if workers == 1:
         await bulk_load(replay, engine, schema, ends, advanced)
         return 1
@@ -305,8 +318,11 @@ async def rebuild(
     *,
     check_only: bool = False,
     keep_old: bool = False,
+    workers: int | None = None,
     console: Console | None = None,
 ) -> Outcome:
+    """`workers`: replay with this many processes (by default, by the log's size and the cores)."""
+    most_workers = workers
     console = console or Console(stderr=True)
     engine = db.create_engine(settings, application_name="hubnet-reporting-rebuild")
     shadow = shadow_name()
@@ -339,13 +355,16 @@ async def rebuild(
 
             phase("replaying")
             try:
-                workers = await replay_into(settings, engine, replay, shadow, starts, advanced)
+                workers = await replay_into(settings, engine, replay, shadow, starts, advanced, most_workers)
                 phase("building the keys and indexes")
                 await create_deferred_indexes(engine, shadow, keys=True)
-            except (asyncpg.PostgresError, BulkRefused, IntegrityError) as error:
-                # A row the database refuses (the live consumer passed its event over alone), or a
-                # consultation's events in more than one partition: the careful way.
-                log.warning("the bulk load was refused (%s); replaying the careful way", describe(error))
+            except Exception as error:
+                # A row the database refuses (the live consumer passed its event over alone), a key met twice
+                # (a consultation's events in more than one partition), or a worker process lost (killed for
+                # its memory, say): the careful way, in this process. Anything else stops the rebuild.
+                if not (isinstance(error, BulkRefused | BrokenProcessPool) or refused(error)):
+                    raise
+                log.warning("the bulk load failed (%s); replaying the careful way", describe(error))
                 careful, workers = True, 1
                 await drop_schema(engine, shadow)
                 await create_shadow(engine, shadow, bare=False)

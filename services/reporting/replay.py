@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.reporting import SERVICE, domain, handlers, tables
-from shared import db, inbox, kafka
+from shared import db, errors, inbox, kafka
 from shared.consumer import UNREADABLE, Route, plan, read
 from shared.contract import ContextAttributes, Event
 from shared.errors import describe
@@ -80,17 +80,9 @@ class Bulk:
             envelope: ContextAttributes = event.envelope
             if envelope.id in self._seen:  # the live inbox finds it claimed
                 continue
-            try:
+            try:  # all that can fail, before anything changes: the live consumer rolls such an event back
                 change = self._changes[envelope.type](event.data)
-            except Exception as error:  # the live consumer dead-letters it
-                self.failed += 1
-                log.error("event %s passed over: %s", envelope.id, describe(error))
-                continue
-            self._seen.add(envelope.id)
-            handlers.fold(self._views, self._statuses, envelope, event.data.consultation_id, change)
-            detail = json.dumps(change.detail) if change.detail is not None else None
-            self._timeline.append(
-                (
+                entry = (
                     envelope.id,
                     uuid.UUID(envelope.subject),
                     envelope.hub,
@@ -99,9 +91,15 @@ class Bulk:
                     envelope.time,
                     envelope.correlation_id,
                     change.actor,
-                    detail,
+                    json.dumps(change.detail) if change.detail is not None else None,
                 )
-            )
+            except Exception as error:  # and dead-letters it
+                self.failed += 1
+                log.error("event %s passed over: %s", envelope.id, describe(error))
+                continue
+            self._seen.add(envelope.id)
+            handlers.fold(self._views, self._statuses, envelope, event.data.consultation_id, change)
+            self._timeline.append(entry)
             self._inbox.append((CONSUMER, envelope.id, envelope.type))
         self.applied = len(self._seen)
 
@@ -465,11 +463,24 @@ async def replay_part_here(
         await replay.start(part.starts)
         await bulk_load(replay, engine, schema, part.ends, advanced)
     except asyncpg.PostgresError as error:
+        if not refused(error):
+            raise
         return PartDone(replay.applied, replay.skipped, replay.failed, describe(error))
     finally:
         await replay.stop()
         await engine.dispose()
     return PartDone(replay.applied, replay.skipped, replay.failed)
+
+
+REFUSED_CLASSES = ("22", "23")
+"""SQLSTATE classes of a row the database refuses (data exception, integrity constraint violation): what the
+live consumer would have passed over alone. Anything else (a lost connection, a shutdown, a full disk) is
+not the log's doing: the rebuild stops and says so."""
+
+
+def refused(error: BaseException) -> bool:
+    code = getattr(error, "sqlstate", None) or errors.sqlstate(error)
+    return isinstance(code, str) and code[:2] in REFUSED_CLASSES
 
 
 def spawn_context() -> multiprocessing.context.SpawnContext:

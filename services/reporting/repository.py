@@ -126,8 +126,8 @@ class Search:
     actor: str | None = None
     fiscal_year: int | None = None
     received_before: datetime | None = None
-    waiting: bool = False
-    """Only those waiting on their applicant."""
+    waiting: bool | None = None
+    """Only those waiting on their applicant (True), or only those not (False)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +166,9 @@ def _conditions(hub: str, search: Search) -> list[Any]:
         conditions.append(view.fiscal_year == search.fiscal_year)
     if search.received_before is not None:
         conditions.append(view.submitted_at < search.received_before)
-    if search.waiting:
-        conditions.append(view.awaiting_applicant_since.is_not(None))
+    if search.waiting is not None:
+        waits = view.awaiting_applicant_since
+        conditions.append(waits.is_not(None) if search.waiting else waits.is_(None))
     return conditions
 
 

@@ -85,7 +85,9 @@ async def test_rebuild_equals_the_live_views_and_swaps_while_the_live_consumer_g
             await publish(infra, hub, CONSULTATIONS)
             await wait_for(lambda: projected(CONSULTATIONS), timeout=60, what="the live views")
 
-            checked = await rebuild.rebuild(settings, check_only=True, console=quiet)
+            checked = await rebuild.rebuild(settings, check_only=True, workers=3, console=quiet)
+            assert checked.workers == 3
+            assert not checked.careful
             assert not checked.swapped
             assert checked.equal, (checked.live, checked.rebuilt)
             assert checked.rebuilt["consultations"].rows == CONSULTATIONS
@@ -155,8 +157,8 @@ async def test_a_row_the_database_refuses_makes_the_rebuild_careful_and_still_eq
     try:
         async with running(app):
             await wait_for(screened, timeout=60, what="the screening after the refused note, live")
-        checked = await rebuild.rebuild(settings, check_only=True, console=Console(quiet=True))
-        assert checked.careful
+        checked = await rebuild.rebuild(settings, check_only=True, workers=2, console=Console(quiet=True))
+        assert checked.careful, "a worker's COPY was refused, and the whole log replayed the careful way"
         assert checked.equal, (checked.live, checked.rebuilt)
         assert checked.rebuilt["timeline"].rows == 2
     finally:
