@@ -86,6 +86,8 @@ def _runs(text: str) -> list[list[str]]:
 
 MAX_POSITION = 16383
 """PostgreSQL's largest position in a `tsvector`; a lexeme keeps at most 256 of them."""
+_ONE_AT = [b"\x00\x00\x01" + spot.to_bytes(2, "big") for spot in range(MAX_POSITION + 1)]
+"""A lexeme's end in the binary form, when it has one position: NUL, one position, the position."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ class SearchDocument:
     @classmethod
     def of(cls, texts: Iterable[str | None]) -> SearchDocument:
         positions: dict[str, list[int]] = {}
+        get = positions.get  # (the loop below runs once per lexeme: a few hundred times a consultation)
         position = 0
         singles: set[str] = set()
         for text in texts:
@@ -112,8 +115,10 @@ class SearchDocument:
                 else:
                     continue
                 for lexeme in lexemes:
-                    position = min(position + 1, MAX_POSITION)
-                    spots = positions.get(lexeme)
+                    position += 1
+                    if position > MAX_POSITION:
+                        position = MAX_POSITION
+                    spots = get(lexeme)
                     if spots is None:
                         positions[lexeme] = [position]
                     elif len(spots) < 256 and spots[-1] != position:  # at the last position, once
@@ -131,10 +136,8 @@ class SearchDocument:
         and positions (weight D), big-endian; the receiver sorts the lexemes."""
         parts = [len(self.positions).to_bytes(4, "big")]
         for lexeme, spots in self.positions.items():
-            if len(spots) == 1:
-                parts.append(lexeme.encode() + b"\x00\x00\x01" + spots[0].to_bytes(2, "big"))
-            else:
-                parts.append(lexeme.encode() + struct.pack(f"!xH{len(spots)}H", len(spots), *spots))
+            parts.append(lexeme.encode())
+            parts.append(_ONE_AT[spots[0]] if len(spots) == 1 else struct.pack(f"!xH{len(spots)}H", len(spots), *spots))
         return b"".join(parts)
 
 
