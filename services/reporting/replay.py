@@ -69,7 +69,7 @@ class Bulk:
         }
         self._views: dict[uuid.UUID, dict[str, Any]] = {}
         self._statuses: dict[uuid.UUID, domain.Status] = {}
-        self._seen: set[uuid.UUID] = set()
+        self._seen: set[int] = set()  # event ids as integers (hashed in C, not by `UUID.__hash__`)
         self._timeline: list[tuple[Any, ...]] = []
         self._inbox: list[tuple[Any, ...]] = []
         self._copying: asyncio.Task[None] | None = None
@@ -84,7 +84,7 @@ class Bulk:
     def fold(self, events: Sequence[Event[Any]]) -> None:
         for event in events:
             envelope: ContextAttributes = event.envelope
-            if envelope.id in self._seen:  # the live inbox finds it claimed
+            if envelope.id.int in self._seen:  # the live inbox finds it claimed
                 continue
             try:  # all that can fail, before anything changes: the live consumer rolls such an event back
                 change = self._changes[envelope.type](event.data)
@@ -103,7 +103,7 @@ class Bulk:
                 self.failed += 1
                 log.error("event %s passed over: %s", envelope.id, describe(error))
                 continue
-            self._seen.add(envelope.id)
+            self._seen.add(envelope.id.int)
             handlers.fold(self._views, self._statuses, envelope, event.data.consultation_id, change)
             # Held as COPY writes them (the search document in bytes, JSON as text): a fraction of the memory
             # of their objects, for a fold that holds every view until the end.
