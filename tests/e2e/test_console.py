@@ -264,6 +264,27 @@ async def test_staff_enter_a_phone_consultation_note_it_wait_on_the_applicant_an
     await check_page(page, "console-record-noted-ja")
     record = page.url.split("?")[0]
 
+    # The same record and its forms in English, then the entry form and its errors.
+    await page.goto(f"{record}?tab=progress&lang=en")
+    await expect(page.get_by_role("button", name=t("Add the note", "en"))).to_be_visible()
+    await expect(page.locator("p.waiting").first).to_contain_text("Waiting on the applicant since")
+    await check_page(page, "console-record-progress-en")
+    await page.goto(f"{stack.origin}/console/entries/new")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(t("Enter a consultation", "en"))
+    await check_page(page, "console-entry-en")
+    await page.get_by_role("button", name=t("Enter the consultation", "en")).click()
+    await expect(page.get_by_role("alert")).to_contain_text(t("Please correct the following", "en"))
+    await expect(page.get_by_role("alert")).to_contain_text(f"{t('Subject', 'en')}: ")
+    await expect(page.locator("#e-email-error")).to_be_visible()
+    await check_page(page, "console-entry-errors-en")
+    # An entry accepted but not yet in the views: the page says it is on its way, in either language.
+    for locale in ("en", "ja"):
+        await page.goto(f"{stack.origin}/console/consultations/{uuid.uuid4()}?notice=entered_pending&lang={locale}")
+        await expect(page.get_by_role("status")).to_have_text(
+            t("The consultation was accepted and its record will be complete in a moment.", locale)
+        )
+        await check_page(page, f"console-entry-pending-{locale}")
+
     await page.goto(f"{stack.origin}/console/consultations?queue=waiting")
     await expect(page.locator("#results").get_by_role("link", name=f"電話での資金調達相談 {marker}")).to_be_visible()
     await check_page(page, "console-queue-waiting-ja")
@@ -394,6 +415,9 @@ async def test_dashboard_reports_the_samd_windows_fiscal_years_exactly(
     await expect(page.get_by_role("link", name=t("Overdue", "ja"))).to_have_attribute("aria-current", "page")
     await expect(page.locator("#results")).to_contain_text("株式会社プログラム医療機器")
     await check_page(page, "console-queue-overdue-ja")
+    await page.goto(f"{stack.origin}/console/consultations?queue=overdue&lang=en")
+    await expect(page.get_by_role("link", name=t("Overdue", "en"))).to_have_attribute("aria-current", "page")
+    await check_page(page, "console-queue-overdue-en")
 
     # Leave the pipeline as found: matching and notify work through these 454 consultations too, and the
     # tests after this one time their own consultations' way through it.

@@ -3,8 +3,13 @@ the live consumer goes on, then swapped; the rebuilt views equal the live ones."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -163,3 +168,40 @@ async def test_a_row_the_database_refuses_makes_the_rebuild_careful_and_still_eq
         assert checked.rebuilt["timeline"].rows == 2
     finally:
         await engine.dispose()
+
+
+def _worker_processes() -> list[int]:
+    """This process's rebuild workers (spawned interpreters; not multiprocessing's resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == os.getpid() and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+async def test_a_worker_killed_makes_the_rebuild_careful_and_complete(
+    infra: Infra, hub: TestHub, service_settings: dict[str, Any]
+) -> None:
+    """A worker process killed (as the kernel kills one out of memory) while it starts: the rebuild does not
+    fail, it replays the whole log the careful way, in this process."""
+    settings = ReportingSettings(**service_settings)
+    await publish(infra, hub, 60)
+    rebuilding = asyncio.ensure_future(
+        rebuild.rebuild(settings, check_only=True, workers=2, console=Console(quiet=True))
+    )
+
+    async def killed() -> bool:
+        for pid in _worker_processes():  # a fresh interpreter takes a second to import: time enough
+            os.kill(pid, signal.SIGKILL)
+            return True
+        return rebuilding.done()
+
+    await wait_for(killed, timeout=60, interval=0.02, what="a rebuild worker to kill")
+    outcome = await asyncio.wait_for(rebuilding, timeout=120)
+    assert outcome.careful, "the lost worker's part was replayed the careful way"
+    assert outcome.rebuilt["consultations"].rows == 60
+    assert outcome.rebuilt["timeline"].rows == 60 + 2 * 20
