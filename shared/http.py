@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -419,17 +419,33 @@ def install_load_shedding(app: FastAPI, limit: int) -> None:
         app.add_middleware(LoadShedding, limit=limit)
 
 
-def install_correlation(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        value = request.headers.get(CORRELATION_HEADER) or str(new_correlation_id())
+class Correlation:
+    """Each request runs under its caller's `X-Correlation-ID` (or a new one), echoed on the response. Plain
+    ASGI: Starlette's `BaseHTTPMiddleware` would add a task group and a streamed copy of every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        value = Headers(scope=scope).get(CORRELATION_HEADER) or str(new_correlation_id())
+
+        async def send_correlated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = value
+            await send(message)
+
         token = correlation_id.set(value)
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_correlated)
         finally:
             correlation_id.reset(token)
-        response.headers[CORRELATION_HEADER] = value
-        return response
+
+
+def install_correlation(app: FastAPI) -> None:
+    app.add_middleware(Correlation)
 
 
 def staff_may(key: auth.PublicKey, action: auth.Action) -> Callable[..., Awaitable[auth.StaffPrincipal]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -38,21 +39,14 @@ def create_app(settings: NotifySettings) -> FastAPI:
     runtime.consume(on(ConsultationSubmitted, acknowledge), after_commit=due.set)
     if settings.delivery_sending:
         deliverer = Deliverer(runtime, settings, Mailer(settings))
-        runtime.workers.append(
-            functools.partial(
-                poll.poll,
-                deliverer.work,
-                name="notify delivery",
-                idle_s=settings.delivery_poll_interval_s,
-                backoff=poll.Backoff(settings.delivery_poll_interval_s, 5.0),
-                wake=due,
-            )
-        )
+        runtime.workers.append(functools.partial(deliverer.run, wake=due))
     return create_http_app(runtime, title="hubnet notify", description="Emails and webhooks, in Japanese and English.")
 
 
 class Deliverer:
-    """Sends due deliveries one at a time: claim (committed as `sending`), SMTP, then the outcome."""
+    """Sends due deliveries one at a time: a claim of up to `delivery_claim_size` (committed as `sending`),
+    then for each in turn SMTP and its outcome, committed before the next is sent. So a crash leaves at
+    most one message sent but not recorded: the one duplicate its lease allows."""
 
     def __init__(self, runtime: Runtime, settings: NotifySettings, mailer: Mailer) -> None:
         self._runtime = runtime
@@ -71,24 +65,45 @@ class Deliverer:
             registry=runtime.registry,
         )
 
-    async def work(self) -> bool:
-        async with self._runtime.sessions.begin() as session:
-            claimed = await handlers.claim_due(
-                session, limit=self._settings.delivery_claim_size, lease_s=self._settings.delivery_lease_s
+    async def run(self, *, wake: asyncio.Event) -> None:
+        settings = self._settings
+        try:
+            await poll.poll(
+                self.work,
+                name="notify delivery",
+                idle_s=settings.delivery_poll_interval_s,
+                backoff=poll.Backoff(settings.delivery_poll_interval_s, 5.0),
+                wake=wake,
             )
+        finally:
+            await self._mailer.close()
+
+    async def work(self) -> bool:
+        lease_s = self._settings.delivery_lease_s
+        async with self._runtime.sessions.begin() as session:
+            claimed = await handlers.claim_due(session, limit=self._settings.delivery_claim_size, lease_s=lease_s)
             suppressed = await handlers.suppress_over_limit(
                 session, claimed, limit=self._settings.acknowledgements_per_recipient, window=timedelta(hours=1)
             )
+        claimed_at = time.monotonic()
+        if not claimed:
+            await self._mailer.close_if_idle()
+            return False
         for delivery in claimed:
             if delivery.id in suppressed:
                 self._deliveries.labels("email", "suppressed").inc()
+            elif time.monotonic() - claimed_at < lease_s / 2:
+                # Begun within half the lease and cut off at the other half: a send never outlasts its
+                # lease, so no other deliverer takes the delivery while it is on its way.
+                await self._deliver(delivery, timeout_s=lease_s / 2)
             else:
-                await self._deliver(delivery)
-        return bool(claimed)
+                # The ones before took long: this one is left to its lease, claimed again once it lapses.
+                log.warning("delivery %s not begun within half its lease; sent after the lease lapses", delivery.id)
+        return True
 
-    async def _deliver(self, delivery: domain.Delivery) -> None:
+    async def _deliver(self, delivery: domain.Delivery, *, timeout_s: float) -> None:
         try:
-            await self._mailer.send(delivery)
+            await asyncio.wait_for(self._mailer.send(delivery), timeout=timeout_s)
         except Exception as error:  # every SMTP or network failure is classified below
             await self._record_failure(delivery, error)
             return

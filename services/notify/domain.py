@@ -2,8 +2,8 @@
 
 The state `sending` is committed before the message goes to SMTP, so a crash between the two leaves
 evidence: once its lease lapses, the delivery is sent again. That is the only way a message is sent
-twice, so the residual duplicate window is one message per delivery in flight when a process dies:
-at most `delivery_claim_size` duplicates per crash, never a loss.
+twice, so the residual duplicate window is one message per delivery in flight when a process dies: one
+send at a time, each recorded before the next, so at most one duplicate per crash, never a loss.
 """
 
 from __future__ import annotations

@@ -78,16 +78,21 @@ async def suppress_over_limit(
     session: AsyncSession, claimed: Sequence[domain.Delivery], *, limit: int, window: timedelta
 ) -> set[uuid.UUID]:
     """Acknowledgements one address was already sent (or is being sent) `limit` of within `window` are not
-    sent again: marked suppressed, kept as a record. The form cannot flood a mailbox. Two deliverers may
-    each let one through at once, so the bound is `limit` plus the number of deliverers."""
-    suppressed = set()
+    sent again: marked suppressed, kept as a record. The form cannot flood a mailbox. Within one claim they
+    count in claim order. Two deliverers may each let one through at once, so the bound is `limit` plus
+    the number of deliverers."""
+    acknowledgements = [delivery for delivery in claimed if delivery.template == domain.ACKNOWLEDGEMENT]
+    if not acknowledgements:
+        return set()
     since = datetime.now(UTC) - window
-    for delivery in claimed:
-        if delivery.template != domain.ACKNOWLEDGEMENT:
-            continue
-        if await repository.recent_deliveries(session, delivery, since=since) >= limit:
+    counts = await repository.recent_deliveries(session, acknowledgements, template=domain.ACKNOWLEDGEMENT, since=since)
+    suppressed = set()
+    for delivery in acknowledgements:
+        if counts.get(delivery.recipient, 0) >= limit:
             await repository.mark_suppressed(session, delivery)
             suppressed.add(delivery.id)
+        else:
+            counts[delivery.recipient] = counts.get(delivery.recipient, 0) + 1
     if suppressed:
         log.warning("%d acknowledgements over the per-recipient limit, suppressed", len(suppressed))
     return suppressed

@@ -58,21 +58,24 @@ async def save_all(session: AsyncSession, deliveries: Sequence[domain.Delivery],
     )
 
 
-async def recent_deliveries(session: AsyncSession, delivery: domain.Delivery, *, since: datetime) -> int:
-    """Other messages of the delivery's template to its recipient since `since`, sent or being sent."""
+async def recent_deliveries(
+    session: AsyncSession, claimed: Sequence[domain.Delivery], *, template: str, since: datetime
+) -> dict[str, int]:
+    """For each recipient of `claimed`, the messages of `template` to them since `since`, sent or being
+    sent, outside `claimed`: one grouped count for a whole claim."""
     table = tables.Delivery
-    count = await session.scalar(
-        select(func.count())
-        .select_from(table)
+    rows = await session.execute(
+        select(table.recipient, func.count())
         .where(
-            table.recipient == delivery.recipient,
+            table.recipient.in_({d.recipient for d in claimed}),
             table.created_at >= since,
-            table.template == delivery.template,
+            table.template == template,
             table.status.in_([domain.DeliveryStatus.SENT.value, domain.DeliveryStatus.SENDING.value]),
-            table.id != delivery.id,
+            table.id.not_in([d.id for d in claimed]),
         )
+        .group_by(table.recipient)
     )
-    return int(count or 0)
+    return {recipient: int(count) for recipient, count in rows}
 
 
 async def mark_suppressed(session: AsyncSession, delivery: domain.Delivery) -> None:

@@ -12,6 +12,8 @@ class NotifySettings(CommonSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout_s: float = 10.0
+    # The connection stays open between messages; closed once idle this long.
+    smtp_keepalive_s: float = 30.0
     mail_from: str = "hubnet <no-reply@hubnet.example.jp>"
     # false: this replica only queues deliveries from events and sends nothing (queueing and sending
     # scaled apart, or a consumer measured on its own); at least one replica must send.
@@ -25,8 +27,9 @@ class NotifySettings(CommonSettings):
     # A delivery in `sending` longer than this is presumed orphaned by a crash and sent again; it must
     # exceed the time one send can take (smtp_timeout_s bounds each SMTP step).
     delivery_lease_s: float = 60.0
-    # Claimed deliveries wait their turn under the same lease: keep claim_size × smtp_timeout_s well below it.
-    delivery_claim_size: int = 1
+    # Deliveries claimed at once, then sent one at a time (each recorded before the next); one not begun
+    # within half the lease is left for its lease to lapse, and each send is cut off at half the lease.
+    delivery_claim_size: int = 8
     # Acknowledgements one address may receive per hour; more are recorded as suppressed, not sent.
     acknowledgements_per_recipient: int = 5
 
