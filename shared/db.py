@@ -31,8 +31,10 @@ def service_metadata(schema: str) -> MetaData:
 def create_engine(settings: CommonSettings, *, application_name: str) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
+        # A fixed pool: past it, a transaction waits for a connection. Overflow connections would be opened
+        # and closed again under load, each a backend started by PostgreSQL, just when CPU is shortest.
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=0,
         # Statement parameters are applicants' names, emails and free text: never in logs or error messages.
         hide_parameters=True,
         # No pre-ping: it costs a round trip per transaction; a dead connection fails its first

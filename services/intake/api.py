@@ -138,7 +138,7 @@ def create_router(
     Request = request_model(list(submissions.hubs), ConsultationRequest)  # model classes, named as such
     Entry = request_model(list(submissions.hubs), StaffEntryRequest)
 
-    def known_hub(hub: str) -> str:
+    async def known_hub(hub: str) -> str:
         if hub not in submissions.hubs:
             raise not_found("Hub '%(hub)s' not found", hub=hub)
         return hub

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import domain, tables
@@ -29,6 +30,12 @@ def _to_domain(row: tables.Consultation) -> domain.Consultation:
     )
 
 
+# The tables behind the mapped classes, for Core INSERTs on the submission's path.
+_CONSULTATIONS = cast(Table, tables.Consultation.__table__)
+_ATTACHMENTS = cast(Table, tables.Attachment.__table__)
+_LINKS = cast(Table, tables.ApplicantLink.__table__)
+
+
 async def save_submitted(
     session: AsyncSession,
     submitted: ConsultationSubmitted,
@@ -36,66 +43,71 @@ async def save_submitted(
     idempotency_key: str | None,
     request_sha256: str | None,
 ) -> None:
+    """One Core INSERT: the ORM's unit of work would cost more than the statement."""
     personal = submitted.personal
-    session.add(
-        tables.Consultation(
-            id=submitted.consultation_id,
-            hub=submitted.hub,
-            submitted_at=submitted.submitted_at,
-            status=domain.Status.SUBMITTED.value,
-            idempotency_key=idempotency_key,
-            request_sha256=request_sha256,
-            channel=submitted.channel.value,
-            language=submitted.language.value,
-            applicant_kind=submitted.applicant_kind.value,
-            organization=submitted.organization,
-            title=submitted.title,
-            product_kind=submitted.product_kind.value,
-            development_stage=submitted.development_stage.value,
-            topics=[topic.value for topic in submitted.topics],
-            consent_to_share=submitted.consent_to_share,
-            contact_name=personal.contact_name,
-            email=str(personal.email),
-            phone=personal.phone,
-            body=personal.body,
-            reference=submitted.reference,
-            corporate_number=submitted.corporate_number,
-            prefecture=submitted.prefecture.value if submitted.prefecture else None,
-            product_name=submitted.product_name,
-            meeting_format=submitted.meeting_format.value if submitted.meeting_format else None,
-            contact_by_email=submitted.consents.contact_by_email if submitted.consents else None,
-            share_with=list(submitted.consents.share_with) if submitted.consents else None,
-            family_name=personal.family_name,
-            given_name=personal.given_name,
-            family_name_kana=personal.family_name_kana,
-            given_name_kana=personal.given_name_kana,
-            co_researchers=[person.model_dump(mode="json") for person in personal.co_researchers],
-            entered_by=submitted.entered_by,
-            open_hours_slot=submitted.open_hours_slot,
-            possible_duplicates=list(submitted.possible_duplicates) or None,
-        )
+    await session.execute(
+        insert(_CONSULTATIONS),
+        {
+            "id": submitted.consultation_id,
+            "hub": submitted.hub,
+            "submitted_at": submitted.submitted_at,
+            "status": domain.Status.SUBMITTED.value,
+            "idempotency_key": idempotency_key,
+            "request_sha256": request_sha256,
+            "channel": submitted.channel.value,
+            "language": submitted.language.value,
+            "applicant_kind": submitted.applicant_kind.value,
+            "organization": submitted.organization,
+            "title": submitted.title,
+            "product_kind": submitted.product_kind.value,
+            "development_stage": submitted.development_stage.value,
+            "topics": [topic.value for topic in submitted.topics],
+            "consent_to_share": submitted.consent_to_share,
+            "contact_name": personal.contact_name,
+            "email": str(personal.email),
+            "phone": personal.phone,
+            "body": personal.body,
+            "reference": submitted.reference,
+            "corporate_number": submitted.corporate_number,
+            "prefecture": submitted.prefecture.value if submitted.prefecture else None,
+            "product_name": submitted.product_name,
+            "meeting_format": submitted.meeting_format.value if submitted.meeting_format else None,
+            "contact_by_email": submitted.consents.contact_by_email if submitted.consents else None,
+            "share_with": list(submitted.consents.share_with) if submitted.consents else None,
+            "family_name": personal.family_name,
+            "given_name": personal.given_name,
+            "family_name_kana": personal.family_name_kana,
+            "given_name_kana": personal.given_name_kana,
+            "co_researchers": [person.model_dump(mode="json") for person in personal.co_researchers],
+            "entered_by": submitted.entered_by,
+            "open_hours_slot": submitted.open_hours_slot,
+            "possible_duplicates": list(submitted.possible_duplicates) or None,
+        },
     )
-    await session.flush()
 
 
 async def save_attachments(
     session: AsyncSession, consultation_id: uuid.UUID, attachments: Sequence[Attachment], *, at: datetime, by: str
 ) -> None:
-    session.add_all(
-        tables.Attachment(
-            id=attachment.attachment_id,
-            consultation_id=consultation_id,
-            filename=attachment.filename,
-            media_type=attachment.media_type,
-            size=attachment.size,
-            sha256=attachment.sha256,
-            storage_key=str(attachment.attachment_id),
-            added_at=at,
-            added_by=by,
-        )
-        for attachment in attachments
+    if not attachments:
+        return
+    await session.execute(
+        insert(_ATTACHMENTS),
+        [
+            {
+                "id": attachment.attachment_id,
+                "consultation_id": consultation_id,
+                "filename": attachment.filename,
+                "media_type": attachment.media_type,
+                "size": attachment.size,
+                "sha256": attachment.sha256,
+                "storage_key": str(attachment.attachment_id),
+                "added_at": at,
+                "added_by": by,
+            }
+            for attachment in attachments
+        ],
     )
-    await session.flush()
 
 
 async def list_attachments(session: AsyncSession, consultation_id: uuid.UUID) -> list[tables.Attachment]:
@@ -110,12 +122,15 @@ async def list_attachments(session: AsyncSession, consultation_id: uuid.UUID) ->
 async def save_link(
     session: AsyncSession, consultation_id: uuid.UUID, token_sha256: str, *, issued_at: datetime, expires_at: datetime
 ) -> None:
-    session.add(
-        tables.ApplicantLink(
-            token_sha256=token_sha256, consultation_id=consultation_id, issued_at=issued_at, expires_at=expires_at
-        )
+    await session.execute(
+        insert(_LINKS),
+        {
+            "token_sha256": token_sha256,
+            "consultation_id": consultation_id,
+            "issued_at": issued_at,
+            "expires_at": expires_at,
+        },
     )
-    await session.flush()
 
 
 async def consultation_by_link(session: AsyncSession, token_sha256: str, now: datetime) -> tables.Consultation | None:
@@ -227,19 +242,36 @@ async def save_consents(session: AsyncSession, consultation_id: uuid.UUID, conse
     )
 
 
+# Built once: composing the expression on every submission cost more than running it. A corporate number
+# of NULL matches nothing, as when none was given.
+_SAME_APPLICANT = (
+    select(tables.Consultation.id, tables.Consultation.product_name, tables.Consultation.product_kind)
+    .where(
+        tables.Consultation.hub == bindparam("hub"),
+        tables.Consultation.submitted_at >= bindparam("since"),
+        or_(
+            func.lower(tables.Consultation.email) == bindparam("email"),
+            tables.Consultation.corporate_number == bindparam("corporate_number"),
+        ),
+    )
+    .order_by(tables.Consultation.submitted_at.desc())
+    .limit(bindparam("limit"))
+)
+
+
 async def recent_from_the_same_applicant(
     session: AsyncSession, submitted: ConsultationSubmitted, *, since: datetime, limit: int
 ) -> list[tuple[uuid.UUID, domain.Product]]:
     """The hub's latest `limit` consultations since `since` with the same corporate number or email, and
     their products, oldest first."""
-    table = tables.Consultation
-    same = [func.lower(table.email) == str(submitted.personal.email).lower()]
-    if submitted.corporate_number:
-        same.append(table.corporate_number == submitted.corporate_number)
     rows = await session.execute(
-        select(table.id, table.product_name, table.product_kind)
-        .where(table.hub == submitted.hub, table.submitted_at >= since, or_(*same))
-        .order_by(table.submitted_at.desc())
-        .limit(limit)
+        _SAME_APPLICANT,
+        {
+            "hub": submitted.hub,
+            "since": since,
+            "email": str(submitted.personal.email).lower(),
+            "corporate_number": submitted.corporate_number,
+            "limit": limit,
+        },
     )
     return [(row.id, domain.Product(row.product_name, row.product_kind)) for row in reversed(rows.all())]

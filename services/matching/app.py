@@ -10,14 +10,13 @@ from services.matching import SERVICE, api, handlers, tables
 from services.matching.settings import MatchingSettings
 from shared import auth
 from shared.consumer import on
-from shared.contract.consultation import ConsultationSubmitted
 from shared.runtime import create_http_app, create_runtime
 
 
 def create_app(settings: MatchingSettings) -> FastAPI:
     runtime = create_runtime(SERVICE, settings, tables.metadata)
     runtime.consume(
-        on(ConsultationSubmitted, functools.partial(handlers.propose_matches, limit=settings.matching_max_candidates))
+        on(handlers.Need, functools.partial(handlers.propose_matches, limit=settings.matching_max_candidates))
     )
     router = api.create_router(runtime.sessions, auth_key=auth.verification_key(settings))
     return create_http_app(

@@ -55,7 +55,7 @@ def create_router(sessions: async_sessionmaker[AsyncSession], *, auth_key: Publi
     router = APIRouter(prefix="/v1/hubs/{hub}/consultations", tags=["consultations"])
     reader = staff_may(auth_key, Action.READ)
 
-    def own_hub(hub: str, _: Annotated[StaffPrincipal, Depends(reader)]) -> str:
+    async def own_hub(hub: str, _: Annotated[StaffPrincipal, Depends(reader)]) -> str:
         return hub  # another hub's staff got 404 from `staff_may`, learning nothing
 
     @router.get(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import time_ns
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,6 +63,22 @@ class Envelope(ContextAttributes):
 DataT = TypeVar("DataT", bound=EventData)
 
 
+def new_event_id() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562, 5.7): 48 bits of Unix milliseconds, the version, 74 random bits. Time-ordered, so
+    the inboxes' and outboxes' unique indexes grow at their right edge rather than at random pages. An
+    event id is no secret (every record carries it in clear), so its random bits come from `random`, which
+    is seeded from the OS and reseeded in a forked child; `os.urandom` cost a system call per event."""
+    millis = time_ns() // 1_000_000
+    bits = random.getrandbits(74)
+    return uuid.UUID(
+        int=(millis & _MILLIS) << 80 | 0x7 << 76 | (bits >> 62) << 64 | 0b10 << 62 | (bits & _RAND_B),
+    )
+
+
+_MILLIS = (1 << 48) - 1
+_RAND_B = (1 << 62) - 1
+
+
 class Received(ContextAttributes, Generic[DataT]):
     """An event of a known type, envelope and data validated in one pass (how consumers read)."""
 
@@ -87,7 +105,7 @@ def new_envelope(
     time: datetime | None = None,
 ) -> Envelope:
     """Wrap a payload. An event caused by another inherits its correlation id."""
-    event_id = uuid.uuid4()
+    event_id = new_event_id()
     if correlation_id is None:
         correlation_id = causation.correlation_id if causation is not None else event_id
     return Envelope(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from services.matching.handlers import Need
 from shared.contract import EVENT_TYPES, Envelope, data_model_for, new_envelope
-from shared.contract.consultation import ConsultationWithdrawn, MatchProposed
+from shared.contract.consultation import ConsultationSubmitted, ConsultationWithdrawn, MatchProposed
+from shared.contract.envelope import new_event_id
 from shared.contract.schemas import SAMPLES_DIR, SCHEMAS_DIR, generate, stale
 from shared.contract.topics import all_topics, consultations, dead_letter, hub_of
 
@@ -93,3 +96,29 @@ def test_topics_are_per_hub_and_dead_letters_per_consumer() -> None:
     assert dead_letter("hubnet.matching") in specs
     assert hub_of("hubnet.mediso.consultations") == "mediso"
     assert hub_of("hubnet.dlt.matching") is None
+
+
+def test_event_ids_are_uuid7_unique_and_in_time_order() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [new_event_id() for _ in range(100_000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    millis = [i.int >> 80 for i in ids]
+    assert before <= millis[0]
+    assert millis[-1] <= after
+    assert millis == sorted(millis)  # the indexes they key grow at their right edge
+
+
+SUBMITTED_SAMPLES = sorted(SAMPLES_DIR.glob("hubnet.consultation.submitted.v1*.json"))
+
+
+@pytest.mark.parametrize("path", SUBMITTED_SAMPLES, ids=lambda p: p.name)
+def test_matchings_view_of_a_submission_reads_what_the_full_model_reads(path: Path) -> None:
+    full = Envelope.model_validate(_load(path))
+    submitted, need = ConsultationSubmitted.model_validate(full.data), Need.model_validate(full.data)
+    assert need.event_type == submitted.event_type
+    for name, field in Need.model_fields.items():
+        assert field.annotation == ConsultationSubmitted.model_fields[name].annotation, name
+        assert getattr(need, name) == getattr(submitted, name), name
+    assert need.subject == submitted.subject
