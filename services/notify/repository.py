@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import Row, func, select, text, update
+from sqlalchemy import Row, Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import domain, tables
@@ -31,6 +32,20 @@ _CLAIM = text(
     RETURNING d.*
     """
 )
+
+
+# Built once, on the table itself: an ORM-enabled UPDATE would be composed and checked against the
+# session's objects on every call, and cost more than running it.
+_DELIVERY = cast(Table, tables.Delivery.__table__)
+_UPDATE = update(_DELIVERY).where(_DELIVERY.c.id == bindparam("delivery_id"))
+_SENT = _UPDATE.values(status=domain.DeliveryStatus.SENT.value, sent_at=bindparam("at"), last_error=None)
+_RETRY = _UPDATE.values(
+    status=domain.DeliveryStatus.PENDING.value, next_attempt_at=bindparam("at"), last_error=bindparam("error")
+)
+_FAILED = _UPDATE.values(
+    status=domain.DeliveryStatus.FAILED.value, failed_at=bindparam("at"), last_error=bindparam("error")
+)
+_SUPPRESSED = _UPDATE.values(status=domain.DeliveryStatus.SUPPRESSED.value)
 
 
 async def save_all(session: AsyncSession, deliveries: Sequence[domain.Delivery], *, deadline: timedelta) -> None:
@@ -79,11 +94,7 @@ async def recent_deliveries(
 
 
 async def mark_suppressed(session: AsyncSession, delivery: domain.Delivery) -> None:
-    await session.execute(
-        update(tables.Delivery)
-        .where(tables.Delivery.id == delivery.id)
-        .values(status=domain.DeliveryStatus.SUPPRESSED.value)
-    )
+    await session.execute(_SUPPRESSED, {"delivery_id": delivery.id})
 
 
 def _to_domain(row: Row[tuple[object, ...]]) -> domain.Delivery:
@@ -110,24 +121,12 @@ async def claim_due(session: AsyncSession, *, limit: int, lease_s: float) -> lis
 
 
 async def mark_sent(session: AsyncSession, delivery: domain.Delivery, sent_at: datetime) -> None:
-    await session.execute(
-        update(tables.Delivery)
-        .where(tables.Delivery.id == delivery.id)
-        .values(status=domain.DeliveryStatus.SENT.value, sent_at=sent_at, last_error=None)
-    )
+    await session.execute(_SENT, {"delivery_id": delivery.id, "at": sent_at})
 
 
 async def mark_retry(session: AsyncSession, delivery: domain.Delivery, *, error: str, at: datetime) -> None:
-    await session.execute(
-        update(tables.Delivery)
-        .where(tables.Delivery.id == delivery.id)
-        .values(status=domain.DeliveryStatus.PENDING.value, next_attempt_at=at, last_error=error[:1000])
-    )
+    await session.execute(_RETRY, {"delivery_id": delivery.id, "at": at, "error": error[:1000]})
 
 
 async def mark_failed(session: AsyncSession, delivery: domain.Delivery, *, error: str, at: datetime) -> None:
-    await session.execute(
-        update(tables.Delivery)
-        .where(tables.Delivery.id == delivery.id)
-        .values(status=domain.DeliveryStatus.FAILED.value, failed_at=at, last_error=error[:1000])
-    )
+    await session.execute(_FAILED, {"delivery_id": delivery.id, "at": at, "error": error[:1000]})

@@ -1,9 +1,9 @@
 """Entry point: `python -m services.reporting serve|migrate|outbox|rebuild`."""
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+import uvloop
 from rich.console import Console
 
 from services.reporting import rebuild, tables
@@ -27,7 +27,7 @@ def _rebuild(settings: ReportingSettings, args: Sequence[str]) -> int | str:
         else:
             return f"{USAGE} (not {arg})"
     console = Console(stderr=True)
-    outcome = asyncio.run(
+    outcome = uvloop.run(
         rebuild.rebuild(
             settings, check_only="--check" in flags, keep_old="--keep-old" in flags, workers=workers, console=console
         )

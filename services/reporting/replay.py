@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.dialects.postgresql import JSONB
@@ -453,7 +454,7 @@ def replay_part(settings: CommonSettings, schema: str, part: Part) -> PartDone:
         with _progress.get_lock():
             _progress.value += count
 
-    return asyncio.run(replay_part_here(settings, schema, part, advanced))
+    return uvloop.run(replay_part_here(settings, schema, part, advanced))
 
 
 async def replay_part_here(
