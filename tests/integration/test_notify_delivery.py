@@ -81,6 +81,15 @@ async def _statuses(database_url: str) -> Counter[str]:
         await engine.dispose()
 
 
+async def _claimed_twice(database_url: str) -> int:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return int(await connection.scalar(text("SELECT count(*) FROM notify.deliveries WHERE attempts > 1")) or 0)
+    finally:
+        await engine.dispose()
+
+
 def _settings(service_settings: dict[str, Any], port: int, **overrides: Any) -> NotifySettings:
     return NotifySettings(
         **service_settings
@@ -105,11 +114,13 @@ async def test_one_connection_carries_many_messages_and_one_the_server_dropped_i
     server = Controller(recorder, hostname="127.0.0.1", port=port, timeout=1)
     server.start()
     try:
+        first = [_submitted(hub.id) for _ in range(6)]
+        # Seven for one address: five go out, in the order claimed, and two are suppressed.
+        address = f"same-{uuid.uuid4().hex[:8]}@example.jp"
+        shared = [_submitted(hub.id, email=address) for _ in range(7)]
+        # Produced before the consumer starts, so that its first look at the topics finds this new one.
+        await _produce(infra.bootstrap, hub.topic, first + shared)
         async with running(create_app(_settings(service_settings, port))):
-            first = [_submitted(hub.id) for _ in range(6)]
-            # Seven for one address: five go out, in the order claimed, and two are suppressed.
-            shared = [_submitted(hub.id, email=f"same-{uuid.uuid4().hex[:8]}@example.jp") for _ in range(7)]
-            await _produce(infra.bootstrap, hub.topic, first + shared)
 
             async def first_sent() -> bool:
                 return len(recorder.received) >= 11 and (await _statuses(database_url))["suppressed"] == 2
@@ -130,6 +141,7 @@ async def test_one_connection_carries_many_messages_and_one_the_server_dropped_i
         server.stop()
     assert statuses == Counter({"sent": 14, "suppressed": 2})
     assert recorder.connections() == 2
+    assert sum(recipient == address for _, recipient, _ in recorder.received) == 5
     message_ids = [message_id for _, _, message_id in recorder.received]
     assert len(message_ids) == len(set(message_ids)) == 14  # none twice
 
@@ -137,16 +149,16 @@ async def test_one_connection_carries_many_messages_and_one_the_server_dropped_i
 async def test_a_claim_sends_one_at_a_time_and_leaves_what_it_cannot_begin_within_half_its_lease(
     infra: Infra, hub: TestHub, database_url: str, service_settings: dict[str, Any]
 ) -> None:
-    # Each message takes 0.35 s at the server; a lease of 1 s: of a claim of four, two are begun within
+    # Each message takes 0.6 s at the server; a lease of 2 s: of a claim of four, two are begun within
     # half the lease and the rest wait for their lease to lapse, then go out. Nothing is sent twice.
-    recorder = Recorder(delay_s=0.35)
+    recorder = Recorder(delay_s=0.6)
     port = _free_port()
     server = Controller(recorder, hostname="127.0.0.1", port=port)
     server.start()
     try:
-        settings = _settings(service_settings, port, delivery_lease_s=1.0, delivery_claim_size=4)
+        settings = _settings(service_settings, port, delivery_lease_s=2.0, delivery_claim_size=4)
+        await _produce(infra.bootstrap, hub.topic, [_submitted(hub.id) for _ in range(4)])
         async with running(create_app(settings)):
-            await _produce(infra.bootstrap, hub.topic, [_submitted(hub.id) for _ in range(4)])
 
             async def sent() -> Counter[str] | None:
                 statuses = await _statuses(database_url)
@@ -156,5 +168,6 @@ async def test_a_claim_sends_one_at_a_time_and_leaves_what_it_cannot_begin_withi
     finally:
         server.stop()
     assert statuses == Counter({"sent": 4})
+    assert await _claimed_twice(database_url) >= 1  # left to its lease, claimed again
     message_ids = [message_id for _, _, message_id in recorder.received]
     assert len(message_ids) == len(set(message_ids)) == 4
