@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
@@ -36,7 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import db, errors
-from shared.contract import ContextAttributes, Envelope, EventData, new_envelope
+from shared.contract import ContextAttributes, EventData
+from shared.contract.envelope import encode_event, new_event_id
 from shared.observability import ServiceMetrics
 from shared.poll import Backoff, jittered_delay
 
@@ -100,6 +101,17 @@ class Staged:
     causation_id: uuid.UUID | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """An event staged: what the outbox row says of it."""
+
+    id: uuid.UUID
+    type: str
+    subject: str
+    hub: str
+    topic: str
+
+
 async def stage(
     session: AsyncSession,
     data: EventData,
@@ -108,47 +120,44 @@ async def stage(
     hub: str | None = None,
     correlation_id: uuid.UUID | None = None,
     causation_id: uuid.UUID | None = None,
-) -> Envelope:
+) -> Written:
     """Stage one event in the caller's transaction; it is published only if that transaction commits."""
-    [envelope] = await stage_all(session, [Staged(data, cause, hub, correlation_id, causation_id)])
-    return envelope
+    [written] = await stage_all(session, [Staged(data, cause, hub, correlation_id, causation_id)])
+    return written
 
 
-async def stage_all(session: AsyncSession, items: Iterable[Staged]) -> list[Envelope]:
-    """Stage many events in one statement. An event caused by another inherits its hub and correlation."""
+async def stage_all(session: AsyncSession, items: Iterable[Staged]) -> list[Written]:
+    """Stage many events in one statement. An event caused by another inherits its hub and correlation.
+    Each is written as `new_envelope(...).to_bytes()` would write it (`encode_event`), without the model."""
     box = _bound(session)
-    staged = list(items)
-    envelopes = []
-    for item in staged:
-        hub = item.cause.hub if item.cause is not None else item.hub
+    now = datetime.now(UTC)
+    written, rows = [], []
+    for item in items:
+        data, cause = item.data, item.cause
+        hub = cause.hub if cause is not None else item.hub
         if hub is None:
-            raise ValueError(f"{item.data.event_type}: staged without a cause must name its hub")
-        envelopes.append(
-            new_envelope(
-                item.data,
-                source=box.source,
-                hub=hub,
-                subject=item.data.subject,
-                correlation_id=item.correlation_id,
-                causation=item.cause,
-                causation_id=item.causation_id,
-            )
+            raise ValueError(f"{data.event_type}: staged without a cause must name its hub")
+        event_id = new_event_id()
+        correlation_id = item.correlation_id
+        if correlation_id is None:
+            correlation_id = cause.correlation_id if cause is not None else event_id
+        subject, topic = data.subject, data.topic(hub)
+        payload = encode_event(
+            data,
+            event_id=event_id,
+            source=box.source,
+            hub=hub,
+            subject=subject,
+            time=now,
+            correlation_id=correlation_id,
+            causation_id=cause.id if cause is not None else item.causation_id,
         )
-    await db.insert_rows(
-        session,
-        box.table,
-        [
-            {
-                "event_id": envelope.id,
-                "topic": item.data.topic(envelope.hub),
-                "key": envelope.subject,
-                "event_type": envelope.type,
-                "payload": envelope.to_bytes(),
-            }
-            for envelope, item in zip(envelopes, staged, strict=True)
-        ],
-    )
-    return envelopes
+        written.append(Written(event_id, data.event_type, subject, hub, topic))
+        rows.append(
+            {"event_id": event_id, "topic": topic, "key": subject, "event_type": data.event_type, "payload": payload}
+        )
+    await db.insert_rows(session, box.table, rows)
+    return written
 
 
 @dataclass(frozen=True, slots=True)

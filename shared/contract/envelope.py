@@ -10,6 +10,7 @@ from time import time_ns
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 
 # CloudEvents extension attribute names are lower-case letters and digits only, hence the
 # aliases: Python says correlation_id, the wire says correlationid.
@@ -120,3 +121,35 @@ def new_envelope(
         causation_id=causation.id if causation is not None else causation_id,
         data=data.model_dump(mode="json"),
     )
+
+
+def encode_event(
+    data: EventData,
+    *,
+    event_id: uuid.UUID,
+    source: str,
+    hub: str,
+    subject: str,
+    time: datetime,
+    correlation_id: uuid.UUID,
+    causation_id: uuid.UUID | None,
+) -> bytes:
+    """The bytes `new_envelope(...).to_bytes()` gives for the same attributes, written without building the
+    envelope model: its context attributes serialised in their order, then the payload as it serialises
+    itself. A producer staging a batch of events spends half as long on each (see the equality test in
+    `tests/unit/test_contract.py`)."""
+    attributes: dict[str, object] = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": data.event_type,
+        "time": time,
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "dataschema": f"hubnet:schemas/{data.event_type}.json",
+        "hub": hub,
+        "correlationid": correlation_id,
+    }
+    if causation_id is not None:
+        attributes["causationid"] = causation_id
+    return to_json(attributes)[:-1] + b',"data":' + data.model_dump_json().encode() + b"}"

@@ -157,7 +157,10 @@ async def test_a_claim_sends_one_at_a_time_and_leaves_what_it_cannot_begin_withi
     server.start()
     try:
         settings = _settings(service_settings, port, delivery_lease_s=2.0, delivery_claim_size=4)
-        await _produce(infra.bootstrap, hub.topic, [_submitted(hub.id) for _ in range(4)])
+        # One key, one partition: the four arrive in one batch, so their deliveries are claimed together.
+        await _produce(
+            infra.bootstrap, hub.topic, [(b"one", value) for _, value in (_submitted(hub.id) for _ in range(4))]
+        )
         async with running(create_app(settings)):
 
             async def sent() -> Counter[str] | None:

@@ -13,7 +13,7 @@ import pytest
 from services.matching.handlers import Need
 from shared.contract import EVENT_TYPES, Envelope, data_model_for, new_envelope
 from shared.contract.consultation import ConsultationSubmitted, ConsultationWithdrawn, MatchProposed
-from shared.contract.envelope import new_event_id
+from shared.contract.envelope import encode_event, new_event_id
 from shared.contract.schemas import SAMPLES_DIR, SCHEMAS_DIR, generate, stale
 from shared.contract.topics import all_topics, consultations, dead_letter, hub_of
 
@@ -122,3 +122,21 @@ def test_matchings_view_of_a_submission_reads_what_the_full_model_reads(path: Pa
         assert field.annotation == ConsultationSubmitted.model_fields[name].annotation, name
         assert getattr(need, name) == getattr(submitted, name), name
     assert need.subject == submitted.subject
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_an_event_encoded_for_the_outbox_is_the_envelopes_own_bytes(path: Path) -> None:
+    envelope = Envelope.model_validate(_load(path))
+    data = data_model_for(envelope.type).model_validate(envelope.data)
+    rebuilt = Envelope.model_validate(envelope.model_dump() | {"data": data.model_dump(mode="json")})
+    encoded = encode_event(
+        data,
+        event_id=envelope.id,
+        source=envelope.source,
+        hub=envelope.hub,
+        subject=envelope.subject,
+        time=envelope.time,
+        correlation_id=envelope.correlation_id,
+        causation_id=envelope.causation_id,
+    )
+    assert encoded == rebuilt.to_bytes()
