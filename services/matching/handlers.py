@@ -30,23 +30,28 @@ class Need(ConsultationEvent):
     topics: tuple[SupportField, ...] = Field(min_length=1)
 
 
+_Ranked = tuple[tuple[domain.Candidate, ...], tuple[MatchCandidate, ...]]
+"""A need's best supporters: as matching records them, and as its event names them."""
+
+
 async def propose_matches(session: AsyncSession, events: Sequence[Event[Need]], *, limit: int) -> None:
     """Rank each consultation's supporters and propose the best; one roster read for the whole batch, and
     one ranking per distinct need in it (hub, topics, language): a batch of hundreds holds a few dozen."""
     rosters = await repository.list_available_supporters(session, {event.data.hub for event in events})
     proposed_at = datetime.now(UTC)
-    rankings: dict[tuple[str, frozenset[SupportField], Language], tuple[domain.Candidate, ...]] = {}
-    candidates: dict[tuple[str, frozenset[SupportField], Language], tuple[MatchCandidate, ...]] = {}
+    rankings: dict[tuple[str, frozenset[SupportField], Language], _Ranked] = {}
     proposals: dict[uuid.UUID, tuple[domain.Proposal, tuple[MatchCandidate, ...]]] = {}
     for event in events:
         data = event.data
         need = (data.hub, frozenset(data.topics), data.language)
         if need not in rankings:
-            ranked = tuple(domain.best_matches(rosters.get(data.hub, ()), data.topics, data.language, limit=limit))
-            rankings[need] = ranked
-            candidates[need] = tuple(_candidate(c) for c in ranked)
-        proposal = domain.Proposal(data.consultation_id, data.hub, proposed_at, rankings[need])
-        proposals[data.consultation_id] = (proposal, candidates[need])
+            best = tuple(domain.best_matches(rosters.get(data.hub, ()), data.topics, data.language, limit=limit))
+            rankings[need] = (best, tuple(_candidate(c) for c in best))
+        ranked, published = rankings[need]
+        proposals[data.consultation_id] = (
+            domain.Proposal(data.consultation_id, data.hub, proposed_at, ranked),
+            published,
+        )
     saved = await repository.save_proposals(session, [proposal for proposal, _ in proposals.values()])
     causes = {event.data.consultation_id: event.envelope for event in events}
     await outbox.stage_all(
