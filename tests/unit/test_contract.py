@@ -127,7 +127,9 @@ def test_matchings_view_of_a_submission_reads_what_the_full_model_reads(path: Pa
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
 def test_an_event_encoded_for_the_outbox_is_the_envelopes_own_bytes(path: Path) -> None:
     envelope = Envelope.model_validate(_load(path))
-    data = data_model_for(envelope.type).model_validate(envelope.data)
+    model = data_model_for(envelope.type)
+    assert model is not None
+    data = model.model_validate(envelope.data)
     rebuilt = Envelope.model_validate(envelope.model_dump() | {"data": data.model_dump(mode="json")})
     encoded = encode_event(
         data,
