@@ -136,7 +136,8 @@ def encode_event(
 ) -> bytes:
     """The bytes `new_envelope(...).to_bytes()` gives for the same attributes, written without building the
     envelope model: its context attributes serialised in their order, then the payload as it serialises
-    itself. A producer staging a batch of events spends half as long on each (see the equality test in
+    itself. A producer staging events spends about two thirds as long on each (5.9 µs instead of 9.1 for a
+    `MatchProposed`, `timeit`; see the equality test in
     `tests/unit/test_contract.py`)."""
     attributes: dict[str, object] = {
         "specversion": "1.0",

@@ -63,9 +63,10 @@ UNREADABLE_REASON = b"unreadable record: UnicodeDecodeError"
 _POSITION = ("topic", "partition", "offset")  # the dead-letter headers hubnet-dlt-<name> of an unreadable record
 
 CONSUMER_SETTINGS = {
-    # Fetches of 50 records: each consumer's share of the backlog is then 60 transactions or more, so
-    # every kill lands with work applied behind it and work ahead (the default batch makes it a handful).
-    "HUBNET_CONSUMER_BATCH_SIZE": "50",
+    # Fetches of 10 records: each consumer's share of the backlog is then 300 transactions or more, so
+    # every kill lands with work applied behind it and work ahead. (With 50, matching, which applies a
+    # batch in a few milliseconds, once finished its whole share between a restart and the next kill.)
+    "HUBNET_CONSUMER_BATCH_SIZE": "10",
     # A delivery orphaned by a SIGKILL is sent again when its lease lapses: 5 s rather than 60 keeps the
     # test short. Safe: a message is begun only within half its lease (and cut off at the other half), and
     # the next only once the last is recorded.

@@ -11,7 +11,6 @@ from collections import Counter
 from email import message_from_bytes
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import text
@@ -23,7 +22,7 @@ from shared.contract import new_envelope
 from shared.contract.consultation import ApplicantPersonal
 from tests.integration import events
 from tests.integration.conftest import Infra, TestHub, running
-from tests.support import wait_for
+from tests.support import produce, wait_for
 
 
 class Recorder:
@@ -59,16 +58,6 @@ def _submitted(hub: str, email: str | None = None) -> tuple[bytes, bytes]:
         data = data.model_copy(update={"personal": personal})
         envelope = new_envelope(data, source="/hubnet/intake", hub=hub, subject=str(data.consultation_id))
     return envelope.subject.encode(), envelope.to_bytes()
-
-
-async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send_and_wait(topic, value, key=key)
-    finally:
-        await producer.stop()
 
 
 async def _statuses(database_url: str) -> Counter[str]:
@@ -119,7 +108,7 @@ async def test_one_connection_carries_many_messages_and_one_the_server_dropped_i
         address = f"same-{uuid.uuid4().hex[:8]}@example.jp"
         shared = [_submitted(hub.id, email=address) for _ in range(7)]
         # Produced before the consumer starts, so that its first look at the topics finds this new one.
-        await _produce(infra.bootstrap, hub.topic, first + shared)
+        await produce(infra.bootstrap, hub.topic, first + shared)
         async with running(create_app(_settings(service_settings, port))):
 
             async def first_sent() -> bool:
@@ -130,7 +119,7 @@ async def test_one_connection_carries_many_messages_and_one_the_server_dropped_i
 
             await asyncio.sleep(2)  # the server drops the idle connection
             later = [_submitted(hub.id) for _ in range(3)]
-            await _produce(infra.bootstrap, hub.topic, later)
+            await produce(infra.bootstrap, hub.topic, later)
 
             async def all_sent() -> Counter[str] | None:
                 statuses = await _statuses(database_url)
@@ -158,7 +147,7 @@ async def test_a_claim_sends_one_at_a_time_and_leaves_what_it_cannot_begin_withi
     try:
         settings = _settings(service_settings, port, delivery_lease_s=2.0, delivery_claim_size=4)
         # One key, one partition: the four arrive in one batch, so their deliveries are claimed together.
-        await _produce(
+        await produce(
             infra.bootstrap, hub.topic, [(b"one", value) for _, value in (_submitted(hub.id) for _ in range(4))]
         )
         async with running(create_app(settings)):

@@ -20,7 +20,7 @@ from services.reporting import rebuild, tables
 from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from shared import db, kafka
-from shared.contract import new_envelope
+from shared.contract import Envelope, new_envelope
 from shared.contract.consultation import ConsultationScreened, NoteAdded, NotePersonal
 from shared.contract.vocabulary import ScreeningDecision
 from tests.integration import events
@@ -32,41 +32,44 @@ CONSULTATIONS = 300
 
 async def publish(infra: Infra, hub: TestHub, count: int) -> None:
     """Submissions, and for every third a screening and a note, as intake publishes them."""
-    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, enable_idempotence=True)
+    envelopes: list[Envelope] = []
+    for index in range(count):
+        submitted = events.submitted(hub.id)
+        later = []
+        if index % 3 == 0:
+            consultation_id = uuid.UUID(submitted.subject)
+            now = datetime.now(UTC)
+            later = [
+                ConsultationScreened(
+                    consultation_id=consultation_id,
+                    screened_at=now,
+                    decision=ScreeningDecision.ACCEPTED,
+                    recorded_by="screener@hub.example.jp",
+                ),
+                NoteAdded(
+                    consultation_id=consultation_id,
+                    note_id=uuid.uuid4(),
+                    noted_at=now,
+                    recorded_by="screener@hub.example.jp",
+                    personal=NotePersonal(text=f"メモ {index}"),
+                ),
+            ]
+        envelopes += [submitted] + [
+            new_envelope(data, source="/hubnet/intake", hub=hub.id, subject=data.subject, causation=submitted)
+            for data in later
+        ]
+    await send(infra.bootstrap, hub.topic, envelopes)
+
+
+async def send(bootstrap: str, topic: str, envelopes: list[Envelope]) -> None:
+    """Each envelope as a record, keyed and with the headers intake's relay gives it."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
     try:
-        for index in range(count):
-            submitted = events.submitted(hub.id)
-            later = []
-            if index % 3 == 0:
-                consultation_id = uuid.UUID(submitted.subject)
-                now = datetime.now(UTC)
-                later = [
-                    ConsultationScreened(
-                        consultation_id=consultation_id,
-                        screened_at=now,
-                        decision=ScreeningDecision.ACCEPTED,
-                        recorded_by="screener@hub.example.jp",
-                    ),
-                    NoteAdded(
-                        consultation_id=consultation_id,
-                        note_id=uuid.uuid4(),
-                        noted_at=now,
-                        recorded_by="screener@hub.example.jp",
-                        personal=NotePersonal(text=f"メモ {index}"),
-                    ),
-                ]
-            envelopes = [submitted] + [
-                new_envelope(data, source="/hubnet/intake", hub=hub.id, subject=data.subject, causation=submitted)
-                for data in later
-            ]
-            for envelope in envelopes:
-                await producer.send(
-                    hub.topic,
-                    envelope.to_bytes(),
-                    key=envelope.subject.encode(),
-                    headers=kafka.record_headers(envelope.type),
-                )
+        for envelope in envelopes:
+            await producer.send(
+                topic, envelope.to_bytes(), key=envelope.subject.encode(), headers=kafka.record_headers(envelope.type)
+            )
         await producer.flush()
     finally:
         await producer.stop()
@@ -135,22 +138,11 @@ async def test_a_row_the_database_refuses_makes_the_rebuild_careful_and_still_eq
         decision=ScreeningDecision.ACCEPTED,
         recorded_by="screener@hub.example.jp",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, enable_idempotence=True)
-    await producer.start()
-    try:
-        for envelope in [submitted] + [
-            new_envelope(data, source="/hubnet/intake", hub=hub.id, subject=data.subject, causation=submitted)
-            for data in (refused, kept)
-        ]:
-            await producer.send(
-                hub.topic,
-                envelope.to_bytes(),
-                key=envelope.subject.encode(),
-                headers=kafka.record_headers(envelope.type),
-            )
-        await producer.flush()
-    finally:
-        await producer.stop()
+    caused = [
+        new_envelope(data, source="/hubnet/intake", hub=hub.id, subject=data.subject, causation=submitted)
+        for data in (refused, kept)
+    ]
+    await send(infra.bootstrap, hub.topic, [submitted, *caused])
 
     async def screened() -> bool:
         async with engine.connect() as connection:
