@@ -27,12 +27,11 @@ import functools
 import logging
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, TypeAlias, TypeVar
+from datetime import UTC
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CorruptRecordException, KafkaError, UnsupportedCodecError
@@ -98,8 +97,7 @@ def plan(events: Sequence[Event[Any]]) -> list[list[list[Event[Any]]]]:
     return [list(calls.values()) for calls in layers]
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
     record: Record
     event: Event[Any]
 
@@ -118,8 +116,7 @@ def lanes(parsed: Sequence[Parsed], count: int) -> list[list[Parsed]]:
     return result
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """What a record is to a consumer: an event of one of its routes, a type it does not handle (ignored),
     or something to dead-letter (rejected: the reason, and the type as far as it is known)."""
 
@@ -139,7 +136,7 @@ def read(record: Record, routes: Mapping[str, Route[Any]]) -> Reading:
         with contextlib.suppress(ValidationError):  # the two steps below then say what is wrong
             received = declared_route.received.model_validate_json(record.value or b"")
             if received.type == declared:
-                return Reading(event=Event(received, received.data))
+                return Reading(Event(received, received.data))  # positional: the common case, kept cheap
     try:
         envelope = Envelope.model_validate_json(record.value or b"")
     except ValidationError as error:
@@ -432,27 +429,23 @@ class Consumer:
                 for calls in layer:
                     with _correlated(calls[0].envelope):
                         await self._routes[calls[0].envelope.type].handler(session, calls)
-        committed = datetime.now(UTC)
+        committed = time.time()
         self._metrics.consumer_stalled.set(0)
         self._after_commit()
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
-        counted: set[uuid.UUID] = set()
-        outcomes: Counter[tuple[str, str]] = Counter()
-        for event in events:  # a redelivery within the batch counts as a duplicate too
-            event_id = event.envelope.id
-            applied = event_id in claimed and event_id not in counted
-            outcomes[event.envelope.type, "applied" if applied else "duplicate"] += 1
-            if applied:
-                occurred = event.envelope.time
-                if (
-                    occurred.tzinfo is None
-                ):  # a producer that wrote no offset meant UTC (CloudEvents' times are RFC 3339)
-                    occurred = occurred.replace(tzinfo=UTC)
-                age = (committed - occurred).total_seconds()
-                self._metrics.event_age_seconds.labels(event.envelope.type).observe(max(age, 0.0))
-            counted.add(event_id)
-        for (event_type, outcome), count in outcomes.items():
-            self._metrics.events.labels(event_type, outcome).inc(count)
+        # A redelivery within the batch counts as a duplicate too: each id is applied at most once.
+        applied = Counter(event.envelope.type for event in fresh)
+        for event_type, count in Counter(event.envelope.type for event in events).items():
+            if applied[event_type]:
+                self._metrics.events.labels(event_type, "applied").inc(applied[event_type])
+            if count > applied[event_type]:
+                self._metrics.events.labels(event_type, "duplicate").inc(count - applied[event_type])
+        ages = {event_type: self._metrics.event_age_seconds.labels(event_type) for event_type in applied}
+        for event in fresh:
+            occurred = event.envelope.time
+            if occurred.tzinfo is None:  # a producer that wrote no offset meant UTC (CloudEvents' times are RFC 3339)
+                occurred = occurred.replace(tzinfo=UTC)
+            ages[event.envelope.type].observe(max(committed - occurred.timestamp(), 0.0))
 
     # --- dead letters -----------------------------------------------------------------------------
 

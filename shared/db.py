@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, FromClause, MetaData, Row, Table, text
+from sqlalchemy import ARRAY, FromClause, MetaData, Table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -100,6 +100,11 @@ def _insert_statement(
     return statement
 
 
+class JsonText(str):
+    """A JSON column's value already encoded, for `insert_rows`: rows that share one value (a ranking,
+    a template) encode it once."""
+
+
 async def insert_rows(
     session: AsyncSession,
     table: FromClause,
@@ -108,12 +113,13 @@ async def insert_rows(
     conflict: Sequence[str] | None = None,
     update: Sequence[str] = (),
     returning: str = "",
-) -> Sequence[Row[Any]]:
+) -> Sequence[Any]:
     """Insert many rows in one statement (`INSERT … SELECT FROM unnest(…)`), whatever their number: one
     round trip and one prepared statement per table and shape. `conflict` names the conflict target
     (empty: any constraint) and makes the insert skip, or, with `update`, overwrite those columns.
     Rows must all have the same keys; the same conflict key twice in one call cannot be updated
-    twice (PostgreSQL refuses), so callers fold such rows first."""
+    twice (PostgreSQL refuses), so callers fold such rows first. Returns the `returning` column's value
+    of each row inserted (or updated), when one is named."""
     if not rows:
         return []
     assert isinstance(table, Table), "insert_rows needs a table (a mapped class's __table__ is one)"
@@ -121,11 +127,11 @@ async def insert_rows(
     statement = _insert_statement(
         table, columns, tuple(conflict) if conflict is not None else None, tuple(update), returning
     )
-    params: dict[str, list[Any]] = {name: [] for name in columns}
-    json_columns = {name for name in columns if _is_json(table.c[name].type)}
-    for row in rows:
-        for name in columns:
-            value = row[name]
-            params[name].append(json.dumps(value) if name in json_columns and value is not None else value)
+    params: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in columns}
+    for name in columns:
+        if _is_json(table.c[name].type):
+            params[name] = [
+                value if value is None or type(value) is JsonText else json.dumps(value) for value in params[name]
+            ]
     result = await session.execute(statement, params)
-    return result.all() if returning else []
+    return result.scalars().all() if returning else []

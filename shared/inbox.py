@@ -32,14 +32,15 @@ async def claim(
     """Record a batch of events as applied, in one statement; returns the ids not applied before.
     The row locks taken here also serialise two deliveries of the same event racing in different
     replicas: the second waits for the first's transaction, then finds the id taken."""
-    rows = await db.insert_rows(
-        session,
-        table,
-        [{"consumer": consumer, "event_id": e.id, "event_type": e.type} for e in events],
-        conflict=(),
-        returning="event_id",
+    claimed = set(
+        await db.insert_rows(
+            session,
+            table,
+            [{"consumer": consumer, "event_id": e.id, "event_type": e.type} for e in events],
+            conflict=(),
+            returning="event_id",
+        )
     )
-    claimed = {row.event_id for row in rows}
     if claimed:
         session.info.setdefault(APPLIED_EVENTS, set()).update(claimed)
     return claimed

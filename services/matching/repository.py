@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 
@@ -61,22 +62,27 @@ async def list_available_supporters(session: AsyncSession, hubs: Iterable[str]) 
     return rosters
 
 
-async def save_proposals(session: AsyncSession, proposals: Sequence[domain.Proposal]) -> list[uuid.UUID]:
-    """Insert the proposals in one statement; returns the consultations that had none yet."""
-    rows = await db.insert_rows(
-        session,
-        tables.Proposal.__table__,
-        [
+async def save_proposals(session: AsyncSession, proposals: Sequence[domain.Proposal]) -> Sequence[uuid.UUID]:
+    """Insert the proposals in one statement; returns the consultations that had none yet. Proposals
+    sharing a ranking (one per distinct need in a batch) share its encoded candidates."""
+    encoded: dict[int, db.JsonText] = {}
+    rows = []
+    for p in proposals:
+        candidates = encoded.get(id(p.candidates))
+        if candidates is None:
+            candidates = db.JsonText(
+                json.dumps([{"supporter_id": c.supporter.id, "score": c.score} for c in p.candidates])
+            )
+            encoded[id(p.candidates)] = candidates
+        rows.append(
             {
                 "consultation_id": p.consultation_id,
                 "hub": p.hub,
                 "proposed_at": p.proposed_at,
                 "rule": domain.RULE,
-                "candidates": [{"supporter_id": c.supporter.id, "score": c.score} for c in p.candidates],
+                "candidates": candidates,
             }
-            for p in proposals
-        ],
-        conflict=("consultation_id",),
-        returning="consultation_id",
+        )
+    return await db.insert_rows(
+        session, tables.Proposal.__table__, rows, conflict=("consultation_id",), returning="consultation_id"
     )
-    return [row.consultation_id for row in rows]
