@@ -553,6 +553,10 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 _EVENT_TYPE = re.compile(rb"hubnet\.[a-z_]+\.[a-z_]+\.v[0-9]+")
+_DECLARED: dict[bytes, str | None] = {}
+"""Header values seen, and what they declare: a log holds a handful of types, met once per record."""
+_DECLARED_MAX = 1024
+"""Values remembered at most; beyond them (a producer writing garbage), each is matched anew."""
 
 
 def _declared_type(record: Record) -> str | None:
@@ -560,8 +564,15 @@ def _declared_type(record: Record) -> str | None:
     bytes are matched before anything is decoded, so a null or non-UTF-8 value is simply no answer
     (the value is then parsed, and the envelope's own type decides)."""
     for name, value in record.headers or ():
-        if name == kafka.TYPE_HEADER and isinstance(value, bytes) and _EVENT_TYPE.fullmatch(value):
-            return value.decode("ascii")
+        if name == kafka.TYPE_HEADER and isinstance(value, bytes):
+            try:
+                declared = _DECLARED[value]
+            except KeyError:
+                declared = value.decode("ascii") if _EVENT_TYPE.fullmatch(value) else None
+                if len(_DECLARED) < _DECLARED_MAX:
+                    _DECLARED[value] = declared
+            if declared is not None:
+                return declared
     return None
 
 

@@ -101,31 +101,43 @@ class SearchDocument:
 
     @classmethod
     def of(cls, texts: Iterable[str | None]) -> SearchDocument:
-        positions: dict[str, list[int]] = {}
-        get = positions.get  # (the loop below runs once per lexeme: a few hundred times a consultation)
-        position = 0
+        # The texts' lexemes in one stream, a gap (None) after each text so that fields never run into each
+        # other; then each lexeme's positions gathered in one pass (the loop runs once per lexeme: a few
+        # hundred times a consultation).
+        stream: list[str | None] = []
         singles: set[str] = set()
         for text in texts:
             for japanese, word in _TOKENS.findall(_normalised(text)) if text else ():
                 if japanese:
-                    lexemes = [japanese[i : i + 2] for i in range(len(japanese) - 1)] or [japanese]
+                    stream += [japanese[i : i + 2] for i in range(len(japanese) - 1)] or [japanese]
                     singles.update(japanese)
                 elif len(word) <= LONGEST_WORD:
-                    lexemes = [word]
-                else:
-                    continue
-                for lexeme in lexemes:
-                    position += 1
-                    if position > MAX_POSITION:
-                        position = MAX_POSITION
+                    stream.append(word)
+            stream.append(None)
+        positions: dict[str, list[int]] = {}
+        get = positions.get
+        if len(stream) < MAX_POSITION:  # positions rise strictly: none repeats
+            for position, lexeme in enumerate(stream, 1):
+                if lexeme is not None:
                     spots = get(lexeme)
                     if spots is None:
                         positions[lexeme] = [position]
-                    elif len(spots) < 256 and spots[-1] != position:  # at the last position, once
+                    elif len(spots) < 256:
                         spots.append(position)
-            position += 1  # fields never run into each other
+            end = len(stream)
+        else:  # past the last position, every lexeme stands at it, once
+            for position, lexeme in enumerate(stream, 1):
+                if lexeme is not None:
+                    position = min(position, MAX_POSITION)
+                    spots = get(lexeme)
+                    if spots is None:
+                        positions[lexeme] = [position]
+                    elif len(spots) < 256 and spots[-1] != position:
+                        spots.append(position)
+            end = MAX_POSITION
+        spot = min(end + 1, MAX_POSITION)
         for char in singles - positions.keys():
-            positions[char] = [min(position + 1, MAX_POSITION)]
+            positions[char] = [spot]
         return cls(positions)
 
     def literal(self) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.matching import SERVICE as MATCHING
 from services.matching import tables as matching_tables
-from shared.consumer import Consumer, Parsed, _declared_type, lanes, on, plan
+from shared.consumer import _DECLARED, _DECLARED_MAX, Consumer, Parsed, _declared_type, lanes, on, plan
 from shared.contract import Event, EventData
 from shared.contract.consultation import ConsultationSubmitted, ConsultationWithdrawn, MatchProposed
 from shared.observability import ServiceMetrics
@@ -168,6 +168,23 @@ def test_only_a_well_formed_type_header_lets_a_record_be_skipped_unparsed() -> N
     for headers in [(), (("hubnet-type", None),), (("hubnet-type", b"\xff\xfe"),), (("hubnet-type", b"drop table"),)]:
         assert _declared_type(record(*headers)) is None, headers
     assert _declared_type(record(("ce_type", b"hubnet.consultation.submitted.v1"))) is None
+
+
+def test_a_header_value_seen_before_declares_the_same_and_garbage_never_fills_memory() -> None:
+    """Header values are remembered (a log holds a handful of types), up to a bound; past the bound each
+    value is matched anew, and the answers do not change."""
+
+    def record(value: bytes) -> ConsumerRecord[bytes | None, bytes | None]:
+        return _record(0, 0, headers=[("hubnet-type", value)])
+
+    for _ in range(2):
+        assert _declared_type(record(b"hubnet.consultation.closed.v1")) == "hubnet.consultation.closed.v1"
+        assert _declared_type(record(b"hubnet.consultation.closed.v1 ")) is None
+    for index in range(_DECLARED_MAX + 10):
+        assert _declared_type(record(f"junk {index}".encode())) is None
+    assert len(_DECLARED) <= _DECLARED_MAX
+    assert _declared_type(record(b"hubnet.match.proposed.v2")) == "hubnet.match.proposed.v2"
+    assert _declared_type(record(b"junk 0")) is None
 
 
 async def test_a_record_is_parsed_in_one_pass_only_when_its_type_header_tells_the_truth() -> None:

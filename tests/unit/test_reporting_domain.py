@@ -3,7 +3,11 @@ CSV cells."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.reporting import domain
 from services.reporting.console import spreadsheet_safe
@@ -47,6 +51,53 @@ def test_search_document_indexes_japanese_bigrams_in_order_and_words() -> None:
 def test_a_word_no_one_searches_for_is_left_out_of_the_index() -> None:
     """A body of 20,000 letters without a space: PostgreSQL refuses a lexeme past 2,046 bytes."""
     assert domain.search_document(["a" * 20_000, "approval"]) == "'approval':2"
+
+
+def _walked(texts: Iterable[str | None]) -> dict[str, list[int]]:
+    """The search document's rule walked plainly, one lexeme at a time: each at the next position (one more
+    between texts), every position past the last one at the last, at most 256 positions a lexeme, then each
+    Japanese character not already a lexeme after the end."""
+    positions: dict[str, list[int]] = {}
+    position, singles = 0, set()
+    for text in texts:
+        for japanese, word in domain._TOKENS.findall(domain._normalised(text)) if text else ():
+            if japanese:
+                lexemes = [japanese[i : i + 2] for i in range(len(japanese) - 1)] or [japanese]
+                singles.update(japanese)
+            elif len(word) <= domain.LONGEST_WORD:
+                lexemes = [word]
+            else:
+                continue
+            for lexeme in lexemes:
+                position = min(position + 1, domain.MAX_POSITION)
+                spots = positions.setdefault(lexeme, [])
+                if len(spots) < 256 and (not spots or spots[-1] != position):
+                    spots.append(position)
+        position += 1
+    for char in singles - positions.keys():
+        positions[char] = [min(position + 1, domain.MAX_POSITION)]
+    return positions
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(alphabet="薬事承認の相談ア々ＡＩ abc12-_", max_size=60),
+            st.builds(
+                lambda unit, times: unit * times,
+                st.sampled_from(["薬事 ", "ab ", "承認", "x" * 101]),
+                st.integers(0, 9000),
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_a_search_document_gathers_each_lexemes_positions_as_the_plain_walk_does(texts: list[str | None]) -> None:
+    """The document is built from one stream of lexemes for speed; it must say what the plain walk says,
+    past the last position and past 256 positions a lexeme too."""
+    assert domain.SearchDocument.of(texts).positions == _walked(texts)
 
 
 def test_a_csv_cell_excel_would_run_as_a_formula_is_written_as_text() -> None:
