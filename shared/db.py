@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import ARRAY, FromClause, MetaData, Table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
@@ -100,6 +100,11 @@ def _insert_statement(
     return statement
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's value as text, for PostgreSQL to parse (`json.dumps` took four times as long)."""
+    return to_json(value).decode()
+
+
 class JsonText(str):
     """A JSON column's value already encoded, for `insert_rows`: rows that share one value (a ranking,
     a template) encode it once."""
@@ -131,7 +136,7 @@ async def insert_rows(
     for name in columns:
         if _is_json(table.c[name].type):
             params[name] = [
-                value if value is None or type(value) is JsonText else json.dumps(value) for value in params[name]
+                value if value is None or type(value) is JsonText else json_text(value) for value in params[name]
             ]
     result = await session.execute(statement, params)
     return result.scalars().all() if returning else []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 
@@ -71,7 +70,7 @@ async def save_proposals(session: AsyncSession, proposals: Sequence[domain.Propo
         candidates = encoded.get(id(p.candidates))
         if candidates is None:
             candidates = db.JsonText(
-                json.dumps([{"supporter_id": c.supporter.id, "score": c.score} for c in p.candidates])
+                db.json_text([{"supporter_id": c.supporter.id, "score": c.score} for c in p.candidates])
             )
             encoded[id(p.candidates)] = candidates
         rows.append(

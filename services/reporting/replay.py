@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import multiprocessing
 import re
@@ -98,7 +97,7 @@ class Bulk:
                     envelope.time,
                     envelope.correlation_id,
                     change.actor,
-                    json.dumps(change.detail) if change.detail is not None else None,
+                    db.json_text(change.detail) if change.detail is not None else None,
                 )
             except Exception as error:  # and dead-letters it
                 self.failed += 1
@@ -114,7 +113,7 @@ class Bulk:
                 if isinstance(value, domain.SearchDocument):
                     view[name] = value.binary()
                 elif value is not None:
-                    view[name] = json.dumps(value)
+                    view[name] = db.json_text(value)
             self._timeline.append(entry)
             self._inbox.append((CONSUMER, envelope.id, envelope.type))
         self.applied = len(self._seen)
