@@ -99,6 +99,8 @@ class Deliverer:
             else:
                 # The ones before took long: this one is left to its lease, claimed again once it lapses.
                 log.warning("delivery %s not begun within half its lease; sent after the lease lapses", delivery.id)
+        # Their `NotificationSent` and `DeliveryFailed` events: one relay round for the claim, not one each.
+        self._runtime.wake_relay()
         return True
 
     async def _deliver(self, delivery: domain.Delivery, *, timeout_s: float) -> None:
@@ -111,7 +113,6 @@ class Deliverer:
         # would lapse and the message go out again. Retry until it commits.
         await self._commit(functools.partial(handlers.record_sent, delivery=delivery), "recording a sent delivery")
         self._deliveries.labels("email", "sent").inc()
-        self._runtime.wake_relay()
 
     async def _record_failure(self, delivery: domain.Delivery, error: Exception) -> None:
         permanent = is_permanent(error)
@@ -134,7 +135,6 @@ class Deliverer:
         self._deliveries.labels("email", "failed" if gave_up else "retried").inc()
         if gave_up:
             self._given_up.labels("refused" if permanent else "deadline").inc()
-            self._runtime.wake_relay()
 
     async def _commit(self, use_case: Callable[[AsyncSession], Awaitable[None]], what: str) -> None:
         async def attempt() -> None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from email.header import Header
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
+from typing import cast
 
 import aiosmtplib
 
@@ -43,10 +46,38 @@ class Mailer:
 
     def __init__(self, settings: NotifySettings) -> None:
         self._settings = settings
+        name, self._sender = parseaddr(settings.mail_from)  # the envelope's sender: the address alone
+        self._from = formataddr((name, self._sender), charset="utf-8")  # a name in another script encoded
         self._smtp: aiosmtplib.SMTP | None = None
         self._last_used = 0.0
 
-    def compose(self, delivery: domain.Delivery) -> EmailMessage:
+    def compose(self, delivery: domain.Delivery) -> bytes | EmailMessage:
+        """The message: its bytes as they go on the wire, a UTF-8 text body in base64 and the subject and
+        the sender's name as RFC 2047 encoded words, built with the `email` package's classic classes,
+        which take each header as given (the `EmailMessage` API parses and refolds every header: 590 µs a
+        message against 150, `timeit`), so a line break in a header value is refused here. To an
+        internationalised address, an `EmailMessage`, which aiosmtplib sends with SMTPUTF8."""
+        if not delivery.recipient.isascii():
+            return self._international(delivery)
+        headers = {
+            "From": self._from,
+            "To": delivery.recipient,
+            "Subject": delivery.subject,
+            "Date": formatdate(localtime=False),
+            "Message-ID": f"<{delivery.id}@hubnet>",
+            "X-Hubnet-Consultation": str(delivery.consultation_id),
+            "X-Hubnet-Correlation": str(delivery.correlation_id),
+            "Content-Language": delivery.language.value,
+        }
+        if broken := [name for name, value in headers.items() if "\r" in value or "\n" in value]:
+            raise ValueError(f"a line break in the {', '.join(broken)} header")
+        message = MIMEText(delivery.body, "plain", "utf-8")
+        for name, value in headers.items():
+            # (typeshed allows only str; the classic API folds a `Header` of encoded words itself)
+            message[name] = cast(str, Header(value, "utf-8")) if name == "Subject" and not value.isascii() else value
+        return message.as_bytes()
+
+    def _international(self, delivery: domain.Delivery) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self._settings.mail_from
         message["To"] = delivery.recipient
@@ -63,7 +94,10 @@ class Mailer:
         message = self.compose(delivery)
         smtp = await self._connection()
         try:
-            await smtp.send_message(message)
+            if isinstance(message, bytes):
+                await smtp.sendmail(self._sender, [delivery.recipient], message)
+            else:
+                await smtp.send_message(message)
         except BaseException:
             # Refused, timed out, dropped or cancelled: whatever state the session is in, the next
             # message gets a new one.
