@@ -42,11 +42,13 @@ async def poll(
     idle_s: float,
     backoff: Backoff,
     wake: asyncio.Event | None = None,
+    linger_s: float = 0.0,
     on_error: Callable[[BaseException], None] = lambda _: None,
 ) -> None:
     """Run `work` forever. It returns True when it found work (so it runs again at once) and False
-    when there was none (so the loop waits `idle_s`, or less when `wake` is set). An exception is
-    logged, reported to `on_error`, and followed by a backoff wait; nothing escapes but cancellation."""
+    when there was none (so the loop waits `idle_s`, or less when `wake` is set, and then `linger_s`
+    more, for what else is on its way). An exception is logged, reported to `on_error`, and followed
+    by a backoff wait; nothing escapes but cancellation."""
     while True:
         try:
             busy = await work()
@@ -66,6 +68,8 @@ async def poll(
             continue
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=idle_s)
+        if wake.is_set() and linger_s > 0:
+            await asyncio.sleep(linger_s)
         wake.clear()
 
 

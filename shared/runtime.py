@@ -126,6 +126,7 @@ def _relay_worker(runtime: Runtime, relay: outbox.Relay) -> Worker:
             idle_s=settings.outbox_poll_interval_s,
             backoff=poll.Backoff(settings.outbox_poll_interval_s, 5.0),
             wake=runtime.relay_due,
+            linger_s=settings.outbox_relay_linger_s,
             on_error=lambda _: runtime.metrics.outbox_errors.inc(),
         )
 

@@ -48,6 +48,9 @@ class CommonSettings(BaseSettings):
     log_json: bool = True
 
     outbox_poll_interval_s: float = 0.2
+    # After a commit wakes the relay, it waits this long so that one round takes what commits meanwhile:
+    # under load, a round (a claim, a produce request, a commit) per few rows instead of one per row.
+    outbox_relay_linger_s: float = 0.005
     outbox_batch_size: int = 500
     # Rounds in flight at once, each up to outbox_batch_size rows.
     outbox_relay_lanes: int = 4
