@@ -57,8 +57,6 @@ class Mailer:
         which take each header as given (the `EmailMessage` API parses and refolds every header: 590 µs a
         message against 150, `timeit`), so a line break in a header value is refused here. To an
         internationalised address, an `EmailMessage`, which aiosmtplib sends with SMTPUTF8."""
-        if not delivery.recipient.isascii():
-            return self._international(delivery)
         headers = {
             "From": self._from,
             "To": delivery.recipient,
@@ -67,28 +65,22 @@ class Mailer:
             "Message-ID": f"<{delivery.id}@hubnet>",
             "X-Hubnet-Consultation": str(delivery.consultation_id),
             "X-Hubnet-Correlation": str(delivery.correlation_id),
-            "Content-Language": delivery.language.value,
         }
         if broken := [name for name, value in headers.items() if "\r" in value or "\n" in value]:
             raise ValueError(f"a line break in the {', '.join(broken)} header")
+        if not delivery.recipient.isascii():
+            international = EmailMessage()
+            for name, value in headers.items():
+                international[name] = value
+            international.set_content(delivery.body, charset="utf-8")
+            international["Content-Language"] = delivery.language.value  # after set_content, which resets Content-*
+            return international
         message = MIMEText(delivery.body, "plain", "utf-8")
         for name, value in headers.items():
             # (typeshed allows only str; the classic API folds a `Header` of encoded words itself)
             message[name] = cast(str, Header(value, "utf-8")) if name == "Subject" and not value.isascii() else value
+        message["Content-Language"] = delivery.language.value
         return message.as_bytes()
-
-    def _international(self, delivery: domain.Delivery) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self._settings.mail_from
-        message["To"] = delivery.recipient
-        message["Subject"] = delivery.subject
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = f"<{delivery.id}@hubnet>"
-        message["X-Hubnet-Consultation"] = str(delivery.consultation_id)
-        message["X-Hubnet-Correlation"] = str(delivery.correlation_id)
-        message.set_content(delivery.body, charset="utf-8")
-        message["Content-Language"] = delivery.language.value  # after set_content, which resets Content-*
-        return message
 
     async def send(self, delivery: domain.Delivery) -> None:
         message = self.compose(delivery)

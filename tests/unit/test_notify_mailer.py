@@ -73,7 +73,10 @@ def test_a_line_break_in_a_header_is_refused_not_sent(changed: dict[str, str]) -
 
 
 def test_an_internationalised_address_gets_a_message_aiosmtplib_sends_with_smtputf8() -> None:
-    message = mailer("hubnet <no-reply@hubnet.example.jp>").compose(delivery(recipient="山田@例え.jp"))
+    message = mailer("MEDISO 相談窓口 <no-reply@mediso.example.jp>").compose(delivery(recipient="山田@例え.jp"))
     assert isinstance(message, EmailMessage)
-    assert message["To"] == "山田@例え.jp"
-    assert message["Subject"] == SUBJECT
+    read = message_from_bytes(message.as_bytes(policy=policy.SMTPUTF8), policy=policy.default)
+    assert read["To"] == "山田@例え.jp"
+    assert read["Subject"] == SUBJECT
+    assert read["From"] == "MEDISO 相談窓口 <no-reply@mediso.example.jp>"
+    assert read["Content-Language"] == "ja"
