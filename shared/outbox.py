@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -129,8 +129,19 @@ async def stage_all(session: AsyncSession, items: Iterable[Staged]) -> list[Writ
     """Stage many events in one statement. An event caused by another inherits its hub and correlation.
     Each is written as `new_envelope(...).to_bytes()` would write it (`encode_event`), without the model."""
     box = _bound(session)
+    written, rows = prepare(session, items)
+    await db.insert_rows(session, box.table, rows)
+    return written
+
+
+def prepare(session: AsyncSession, items: Iterable[Staged]) -> tuple[list[Written], list[dict[str, Any]]]:
+    """The outbox rows `stage_all` would write (their columns: `ROW_COLUMNS`), for a use case that writes
+    them in a statement of its own along with its other rows, saving their round trips. They are staged
+    only once that statement runs, in the session's transaction."""
+    box = _bound(session)
     now = datetime.now(UTC)
-    written, rows = [], []
+    written: list[Written] = []
+    rows: list[dict[str, Any]] = []
     for item in items:
         data, cause = item.data, item.cause
         hub = cause.hub if cause is not None else item.hub
@@ -155,8 +166,11 @@ async def stage_all(session: AsyncSession, items: Iterable[Staged]) -> list[Writ
         rows.append(
             {"event_id": event_id, "topic": topic, "key": subject, "event_type": data.event_type, "payload": payload}
         )
-    await db.insert_rows(session, box.table, rows)
-    return written
+    return written, rows
+
+
+ROW_COLUMNS = ("event_id", "topic", "key", "event_type", "payload")
+"""The columns of a staged row (`prepare`); the rest are the table's defaults."""
 
 
 class Record(NamedTuple):

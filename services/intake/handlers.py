@@ -74,11 +74,15 @@ async def submit_consultation(
         if earlier is not None:
             return earlier, False
     submitted = await flag_likely_duplicates(session, submitted)
-    await repository.save_submitted(
+    token, at = submitted.personal.applicant_link_token, submitted.submitted_at
+    _, [event] = outbox.prepare(session, [outbox.Staged(submitted, hub=submitted.hub, correlation_id=correlation_id)])
+    await repository.save_submission(
         session,
         submitted,
         idempotency_key=idempotency_key.key if idempotency_key else None,
         request_sha256=idempotency_key.request_sha256 if idempotency_key else None,
+        link=None if token is None else repository.Link(link_digest(token), at, at + link_ttl),
+        event=event,
     )
     await repository.save_attachments(
         session,
@@ -87,16 +91,6 @@ async def submit_consultation(
         at=submitted.submitted_at,
         by=submitted.entered_by or APPLICANT,
     )
-    token = submitted.personal.applicant_link_token
-    if token is not None:
-        await repository.save_link(
-            session,
-            submitted.consultation_id,
-            link_digest(token),
-            issued_at=submitted.submitted_at,
-            expires_at=submitted.submitted_at + link_ttl,
-        )
-    await outbox.stage(session, submitted, hub=submitted.hub, correlation_id=correlation_id)
     return submitted.consultation_id, True
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Insert, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import domain, tables
+from shared import outbox
 from shared.contract.consultation import Attachment, Consents, ConsultationSubmitted
 from shared.contract.vocabulary import Outcome, OutOfScopeReason, ScreeningDecision
 
@@ -36,54 +38,93 @@ _ATTACHMENTS = cast(Table, tables.Attachment.__table__)
 _LINKS = cast(Table, tables.ApplicantLink.__table__)
 
 
-async def save_submitted(
+class Link(NamedTuple):
+    """An applicant link as stored: the token's SHA-256 and its validity."""
+
+    token_sha256: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+async def save_submission(
     session: AsyncSession,
     submitted: ConsultationSubmitted,
     *,
     idempotency_key: str | None,
     request_sha256: str | None,
+    link: Link | None,
+    event: Mapping[str, Any],
 ) -> None:
-    """One Core INSERT: the ORM's unit of work would cost more than the statement."""
-    personal = submitted.personal
-    await session.execute(
-        insert(_CONSULTATIONS),
-        {
-            "id": submitted.consultation_id,
-            "hub": submitted.hub,
-            "submitted_at": submitted.submitted_at,
-            "status": domain.Status.SUBMITTED.value,
-            "idempotency_key": idempotency_key,
-            "request_sha256": request_sha256,
-            "channel": submitted.channel.value,
-            "language": submitted.language.value,
-            "applicant_kind": submitted.applicant_kind.value,
-            "organization": submitted.organization,
-            "title": submitted.title,
-            "product_kind": submitted.product_kind.value,
-            "development_stage": submitted.development_stage.value,
-            "topics": [topic.value for topic in submitted.topics],
-            "consent_to_share": submitted.consent_to_share,
-            "contact_name": personal.contact_name,
-            "email": str(personal.email),
-            "phone": personal.phone,
-            "body": personal.body,
-            "reference": submitted.reference,
-            "corporate_number": submitted.corporate_number,
-            "prefecture": submitted.prefecture.value if submitted.prefecture else None,
-            "product_name": submitted.product_name,
-            "meeting_format": submitted.meeting_format.value if submitted.meeting_format else None,
-            "contact_by_email": submitted.consents.contact_by_email if submitted.consents else None,
-            "share_with": list(submitted.consents.share_with) if submitted.consents else None,
-            "family_name": personal.family_name,
-            "given_name": personal.given_name,
-            "family_name_kana": personal.family_name_kana,
-            "given_name_kana": personal.given_name_kana,
-            "co_researchers": [person.model_dump(mode="json") for person in personal.co_researchers],
-            "entered_by": submitted.entered_by,
-            "open_hours_slot": submitted.open_hours_slot,
-            "possible_duplicates": list(submitted.possible_duplicates) or None,
-        },
+    """The consultation, its applicant link and its event's outbox row (`outbox.prepare`) in one statement:
+    the link and the event ride along as data-modifying CTEs (one round trip where there were three, each
+    about 5% of intake's CPU under load; py-spy). One statement commits or fails whole, as the three did in
+    their transaction; its constraint errors name the same constraints."""
+    consultation = _consultation_values(submitted, idempotency_key=idempotency_key, request_sha256=request_sha256)
+    params = {f"c_{name}": value for name, value in consultation.items()}
+    params |= {f"o_{name}": event[name] for name in outbox.ROW_COLUMNS}
+    if link is not None:
+        params |= {"l_token_sha256": link.token_sha256, "l_issued_at": link.issued_at, "l_expires_at": link.expires_at}
+    await session.execute(_submission(tuple(consultation), with_link=link is not None), params)
+
+
+@functools.cache
+def _submission(columns: tuple[str, ...], *, with_link: bool) -> Insert:
+    """Built once per shape and then cached, compiled, by SQLAlchemy."""
+
+    def values(table: Table, prefix: str, names: Iterable[str]) -> dict[str, Any]:
+        return {name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names}
+
+    statement = insert(tables.outbox_table).values(values(tables.outbox_table, "o_", outbox.ROW_COLUMNS))
+    statement = statement.add_cte(
+        insert(_CONSULTATIONS).values(values(_CONSULTATIONS, "c_", columns)).cte("consultation")
     )
+    if with_link:
+        link = values(_LINKS, "l_", ("token_sha256", "issued_at", "expires_at"))
+        link["consultation_id"] = bindparam("c_id", type_=_LINKS.c.consultation_id.type)
+        statement = statement.add_cte(insert(_LINKS).values(link).cte("link"))
+    return statement
+
+
+def _consultation_values(
+    submitted: ConsultationSubmitted, *, idempotency_key: str | None, request_sha256: str | None
+) -> dict[str, Any]:
+    personal = submitted.personal
+    return {
+        "id": submitted.consultation_id,
+        "hub": submitted.hub,
+        "submitted_at": submitted.submitted_at,
+        "status": domain.Status.SUBMITTED.value,
+        "idempotency_key": idempotency_key,
+        "request_sha256": request_sha256,
+        "channel": submitted.channel.value,
+        "language": submitted.language.value,
+        "applicant_kind": submitted.applicant_kind.value,
+        "organization": submitted.organization,
+        "title": submitted.title,
+        "product_kind": submitted.product_kind.value,
+        "development_stage": submitted.development_stage.value,
+        "topics": [topic.value for topic in submitted.topics],
+        "consent_to_share": submitted.consent_to_share,
+        "contact_name": personal.contact_name,
+        "email": str(personal.email),
+        "phone": personal.phone,
+        "body": personal.body,
+        "reference": submitted.reference,
+        "corporate_number": submitted.corporate_number,
+        "prefecture": submitted.prefecture.value if submitted.prefecture else None,
+        "product_name": submitted.product_name,
+        "meeting_format": submitted.meeting_format.value if submitted.meeting_format else None,
+        "contact_by_email": submitted.consents.contact_by_email if submitted.consents else None,
+        "share_with": list(submitted.consents.share_with) if submitted.consents else None,
+        "family_name": personal.family_name,
+        "given_name": personal.given_name,
+        "family_name_kana": personal.family_name_kana,
+        "given_name_kana": personal.given_name_kana,
+        "co_researchers": [person.model_dump(mode="json") for person in personal.co_researchers],
+        "entered_by": submitted.entered_by,
+        "open_hours_slot": submitted.open_hours_slot,
+        "possible_duplicates": list(submitted.possible_duplicates) or None,
+    }
 
 
 async def save_attachments(
