@@ -48,6 +48,15 @@ def create_sessions(engine: AsyncEngine, *, info: Mapping[str, Any] | None = Non
     return async_sessionmaker(engine, expire_on_commit=False, info=dict(info or {}))
 
 
+def autocommitting(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the same pool whose every statement commits on its own: for a use case that writes in
+    one statement, and so needs no BEGIN and COMMIT round trips around it."""
+    bind = sessions.kw["bind"]
+    return async_sessionmaker(
+        bind.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, info=sessions.kw.get("info")
+    )
+
+
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))

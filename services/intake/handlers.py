@@ -84,6 +84,8 @@ async def submit_consultation(
         link=None if token is None else repository.Link(link_digest(token), at, at + link_ttl),
         event=event,
     )
+    # Without attachments, the statement above is the only write (`Submissions` then runs it without a
+    # transaction, see `_store`): a write added here must come with a transaction for every submission.
     await repository.save_attachments(
         session,
         submitted.consultation_id,

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake import handlers, record
-from shared import errors
+from shared import db, errors
 from shared.contract.consultation import Attachment, ConsultationSubmitted
 from shared.contract.vocabulary import Channel
 from shared.hubs import Hub
@@ -54,6 +54,7 @@ class Submissions:
         on_commit: Callable[[], None],
     ) -> None:
         self.sessions = sessions
+        self._one_statement = db.autocommitting(sessions)
         self.hubs = hubs
         self.link_ttl = link_ttl
         self.on_commit = on_commit
@@ -108,8 +109,12 @@ class Submissions:
     async def _store(
         self, submitted: ConsultationSubmitted, key: handlers.IdempotencyKey | None
     ) -> tuple[uuid.UUID, bool]:
+        # Without attachments the submission writes in one statement (`repository.save_submission`), which
+        # commits on its own: no BEGIN and COMMIT round trips (four a submission became two). Attachments
+        # are a second statement, so those submissions take a transaction.
+        sessions = self.sessions if submitted.attachments else self._one_statement
         try:
-            async with self.sessions.begin() as session:
+            async with sessions.begin() as session:
                 return await handlers.submit_consultation(
                     session,
                     submitted,
