@@ -112,7 +112,7 @@ async def issue_link(session: AsyncSession, consultation_id: uuid.UUID, *, ttl: 
     """A further link to a consultation's page (the answer to a repeated submission, say): its token."""
     token = new_link_token()
     now = datetime.now(UTC)
-    await repository.save_link(session, consultation_id, link_digest(token), issued_at=now, expires_at=now + ttl)
+    await repository.save_link(session, consultation_id, repository.Link(link_digest(token), now, now + ttl))
     return token
 
 

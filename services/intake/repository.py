@@ -160,16 +160,14 @@ async def list_attachments(session: AsyncSession, consultation_id: uuid.UUID) ->
     return list(rows)
 
 
-async def save_link(
-    session: AsyncSession, consultation_id: uuid.UUID, token_sha256: str, *, issued_at: datetime, expires_at: datetime
-) -> None:
+async def save_link(session: AsyncSession, consultation_id: uuid.UUID, link: Link) -> None:
     await session.execute(
         insert(_LINKS),
         {
-            "token_sha256": token_sha256,
+            "token_sha256": link.token_sha256,
             "consultation_id": consultation_id,
-            "issued_at": issued_at,
-            "expires_at": expires_at,
+            "issued_at": link.issued_at,
+            "expires_at": link.expires_at,
         },
     )
 

@@ -19,6 +19,7 @@ from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from shared import auth, db
 from shared.contract import Envelope
+from shared.contract.topics import consultations
 from shared.settings import CommonSettings
 from tests.integration.conftest import Infra, TestHub
 from tests.integration.test_intake_input import REQUEST
@@ -93,6 +94,21 @@ async def test_open_hours_are_booked_on_a_weekday_slot_once_and_refused_elsewher
         url, json={**REQUEST, "channel": "open_hours", "open_hours_slot": SLOT.isoformat()}, headers=headers
     )
     assert (again.status_code, again.json()["error"]) == (409, "slot_taken")
+    # The refused booking's one statement (consultation, link, outbox row) failed whole: nothing of it staged.
+    engine = db.create_engine(CommonSettings(database_url=database_url), application_name="test")
+    try:
+        async with engine.connect() as connection:
+            payloads = await connection.scalars(
+                select(tables.outbox_table.c.payload).where(tables.outbox_table.c.topic == consultations(hub.id))
+            )
+            booked_slots = [
+                event.data["open_hours_slot"]
+                for event in map(Envelope.model_validate_json, payloads)
+                if event.data.get("open_hours_slot")
+            ]
+    finally:
+        await engine.dispose()
+    assert len(booked_slots) == 1
 
     for wrong in (
         datetime(2027, 1, 11, 10, 0, tzinfo=JAPAN),  # a public holiday

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from services.matching.handlers import Need
-from shared.contract import EVENT_TYPES, Envelope, data_model_for, new_envelope
+from shared.contract import EVENT_TYPES, Envelope, EventData, data_model_for, new_envelope
 from shared.contract.consultation import ConsultationSubmitted, ConsultationWithdrawn, MatchProposed
 from shared.contract.envelope import encode_event, new_event_id
 from shared.contract.schemas import SAMPLES_DIR, SCHEMAS_DIR, generate, stale
@@ -23,6 +23,14 @@ SAMPLES = sorted(SAMPLES_DIR.glob("*.json"))
 def _load(path: Path) -> dict[str, object]:
     document: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
     return document
+
+
+def _parsed(path: Path) -> tuple[Envelope, EventData]:
+    """A golden sample's envelope, and its payload in its current model."""
+    envelope = Envelope.model_validate(_load(path))
+    model = data_model_for(envelope.type)
+    assert model is not None
+    return envelope, model.model_validate(envelope.data)
 
 
 def test_committed_schemas_match_the_models() -> None:
@@ -37,10 +45,7 @@ def test_every_event_type_has_a_golden_sample() -> None:
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
 def test_golden_sample_parses_with_current_models(path: Path) -> None:
-    envelope = Envelope.model_validate(_load(path))
-    model = data_model_for(envelope.type)
-    assert model is not None
-    payload = model.model_validate(envelope.data)
+    envelope, payload = _parsed(path)
     assert json.loads(envelope.to_bytes()) == _load(path), "round trip must not change a published message"
     assert str(getattr(payload, "consultation_id")) == envelope.subject  # noqa: B009
 
@@ -126,10 +131,7 @@ def test_matchings_view_of_a_submission_reads_what_the_full_model_reads(path: Pa
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
 def test_an_event_encoded_for_the_outbox_is_the_envelopes_own_bytes(path: Path) -> None:
-    envelope = Envelope.model_validate(_load(path))
-    model = data_model_for(envelope.type)
-    assert model is not None
-    data = model.model_validate(envelope.data)
+    envelope, data = _parsed(path)
     rebuilt = Envelope.model_validate(envelope.model_dump() | {"data": data.model_dump(mode="json")})
     encoded = encode_event(
         data,
