@@ -6,6 +6,9 @@
   side): the inbox claims every event id in one statement, and each
   route's handler receives all its events of the batch at once, so it can use set-based SQL. The batch
   is cut into layers so that a consultation's events still apply in their order (see `plan`).
+- Two batches are in flight at once with no barrier between them: a lane starts as soon as the lanes
+  before it on its partitions have committed, so a partition's batches apply in their order while the
+  loop fetches and parses the next.
 - A failure is classified (`shared.errors`): transient ones (connection, shutdown, serialization,
   deadlock, lock timeout, read-only) retry the batch with backoff and never dead-letter; a missing
   schema stalls with an alert until a deploy fixes it; anything else falls back to one event per
@@ -22,6 +25,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -55,6 +59,8 @@ Record: TypeAlias = "ConsumerRecord[bytes | None, bytes | None]"
 # What aiokafka raises for a record it cannot decode: a corrupt batch, an unknown codec, or a header
 # name that is not UTF-8 (the protocol's strings are; the broker does not check, aiokafka's decoder does).
 UNREADABLE = (CorruptRecordException, UnsupportedCodecError, UnicodeDecodeError)
+BATCHES_IN_FLIGHT = 2
+"""Batches applied at once: the next one's lanes start as the lanes before them on their partitions end."""
 CAREFUL_WAIT_MS = 1000
 """How long careful mode waits for a partition's next record when its high watermark says there is one."""
 
@@ -179,18 +185,18 @@ class Consumer:
         self._fetched: dict[TopicPartition, int] = {}
         self._skipped: dict[TopicPartition, int] = {}
         self._rewind = False
-        self._waiting_since: float | None = None
         self._last_commit = time.monotonic()
         self._careful = 0
         self._consumer: AIOKafkaConsumer | None = None
-        self._inflight: asyncio.Task[None] | None = None
+        self._inflight: collections.deque[_Batch] = collections.deque()
+        self._tails: dict[TopicPartition, asyncio.Future[None]] = {}
 
     # --- liveness -------------------------------------------------------------------------------
 
     def healthy(self) -> bool:
         """False when fetched records have waited longer than the configured stall timeout."""
-        since = self._waiting_since
-        return since is None or time.monotonic() - since < self._settings.consumer_stall_timeout_s
+        waiting = next((batch.since for batch in self._inflight if not batch.task.done()), None)
+        return waiting is None or time.monotonic() - waiting < self._settings.consumer_stall_timeout_s
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -201,30 +207,31 @@ class Consumer:
         await until_done(consumer.start, name=f"{self.group_id}: connecting to Kafka", backoff=self._backoff())
         try:
             while True:
-                # Fetching and parsing the next batch overlaps the database work of the one in flight;
-                # a batch is applied only once the one before it is done, so order is kept.
+                # Fetching and parsing the next batch overlaps the database work of those in flight.
                 records = await self._fetch(consumer)
                 skipped, self._skipped = self._skipped, {}
                 parsed = await self._parse_all(records)
-                await self._settled()
+                while self._inflight and (len(self._inflight) >= BATCHES_IN_FLIGHT or self._inflight[0].task.done()):
+                    await (
+                        self._inflight.popleft().task
+                    )  # a failure (none is expected: `_apply` classifies all) stops the loop
                 if records or skipped:
-                    self._inflight = asyncio.create_task(self._apply_batch(records, parsed, skipped))
+                    task = asyncio.create_task(self._apply_batch(records, parsed, skipped))
+                    self._inflight.append(_Batch(time.monotonic(), task))
                 await self._commit_if_due(consumer)
         finally:
-            if self._inflight is not None:
-                self._inflight.cancel()  # rolled back unless committed; either way redelivered, then skipped
-            await asyncio.gather(self._settled(), return_exceptions=True)
+            for batch in self._inflight:
+                batch.task.cancel()  # rolled back unless committed; either way redelivered, then skipped
+            await self._settled()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._commit(consumer), timeout=5)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(consumer.stop(), timeout=10)  # leaves the group; bounded
 
     async def _settled(self) -> None:
-        """Wait for the batch in flight, if any; its failure (none is expected: `_apply` classifies
-        every error) stops the loop."""
-        inflight, self._inflight = self._inflight, None
-        if inflight is not None:
-            await inflight
+        """Wait for every batch in flight to end, however it ends."""
+        inflight, self._inflight = self._inflight, collections.deque()
+        await asyncio.gather(*(batch.task for batch in inflight), return_exceptions=True)
 
     def _backoff(self) -> Backoff:
         return Backoff(self._settings.consumer_retry_backoff_s, self._settings.consumer_retry_backoff_cap_s)
@@ -325,22 +332,47 @@ class Consumer:
     async def _apply_batch(
         self, records: Sequence[Record], parsed: Sequence[Parsed], skipped: dict[TopicPartition, int]
     ) -> None:
-        """Apply the parsed events, then count the batch's records as processed, and after them any
-        unreadable records skipped past (committing their offsets earlier would give up the records
+        """Apply the parsed events in lanes, each lane once the lanes of earlier batches on its partitions
+        are done (no barrier between batches: a lane of the next batch starts while unrelated lanes of this
+        one still run). A partition's records count as processed once its lane committed, and after them
+        any unreadable records skipped past (committing their offsets earlier would give up the records
         fetched before them)."""
-        self._waiting_since = time.monotonic()
-        try:
-            if parsed:
-                await asyncio.gather(*(self._apply(lane) for lane in lanes(parsed, self._settings.consumer_lanes)))
-        finally:
-            self._waiting_since = None
-        ends: dict[tuple[str, int], int] = {}
+        ends: dict[TopicPartition, int] = {}
         for record in records:
-            ends[record.topic, record.partition] = record.offset + 1
-        for (topic, partition), offset in ends.items():
-            self._processed[TopicPartition(topic, partition)] = offset
+            ends[TopicPartition(record.topic, record.partition)] = record.offset + 1
         for tp, offset in skipped.items():
-            self._processed[tp] = max(self._processed.get(tp, 0), offset)
+            ends[tp] = max(ends.get(tp, 0), offset)
+        tasks = []
+        for lane in lanes(parsed, self._settings.consumer_lanes) if parsed else ():
+            partitions = {TopicPartition(item.record.topic, item.record.partition) for item in lane}
+            tasks.append(self._after(partitions, functools.partial(self._apply, lane), ends))
+        # Partitions with nothing to apply in this batch (all ignored or dead-lettered) still wait their turn.
+        idle = set(ends).difference(*(task.partitions for task in tasks))
+        if idle:
+            tasks.append(self._after(idle, None, ends))
+        await asyncio.gather(*(task.done for task in tasks))
+
+    def _after(
+        self,
+        partitions: set[TopicPartition],
+        work: Callable[[], Awaitable[None]] | None,
+        ends: Mapping[TopicPartition, int],
+    ) -> _Lane:
+        """Schedule `work` once the lanes before it on `partitions` are done, then mark those partitions processed."""
+        before = {self._tails[tp] for tp in partitions if tp in self._tails}
+
+        async def run() -> None:
+            for task in before:
+                await task  # an earlier failure fails this lane too: order is never skipped
+            if work is not None:
+                await work()
+            for tp in partitions:
+                self._processed[tp] = ends[tp]  # lanes of a partition end in order: offsets only grow
+
+        lane = _Lane(partitions, asyncio.ensure_future(run()))
+        for tp in partitions:
+            self._tails[tp] = lane.done
+        return lane
 
     async def _parse(self, record: Record, ignored: Counter[str]) -> Parsed | None:
         reading = read(record, self._routes)
@@ -421,10 +453,10 @@ class Consumer:
         started = time.perf_counter()
         unique = list({event.envelope.id: event for event in events}.values())
         async with self._sessions.begin() as session:
-            claimed = await inbox.claim(
+            applied_before = await inbox.claim(
                 session, self._inbox, consumer=self.group_id, events=[event.envelope for event in unique]
             )
-            fresh = [event for event in unique if event.envelope.id in claimed]
+            fresh = [event for event in unique if event.envelope.id not in applied_before] if applied_before else unique
             for layer in plan(fresh):
                 for calls in layer:
                     with _correlated(calls[0].envelope):
@@ -507,8 +539,8 @@ class Consumer:
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Before a rebalance takes partitions away: let the batch in flight finish, then commit what
         was applied on them."""
-        if self._inflight is not None:
-            await asyncio.wait([self._inflight])
+        if self._inflight:
+            await asyncio.wait([batch.task for batch in self._inflight])
         if self._consumer is not None and revoked:
             await self._commit(self._consumer, only=set(revoked))
 
@@ -539,6 +571,17 @@ class Consumer:
         for tp in owned:
             if self._processed.get(tp) == owned[tp]:
                 del self._processed[tp]
+
+
+class _Batch(NamedTuple):
+    since: float
+    """When it was handed over to be applied (monotonic): liveness measures waiting from here."""
+    task: asyncio.Task[None]
+
+
+class _Lane(NamedTuple):
+    partitions: set[TopicPartition]
+    done: asyncio.Future[None]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -173,7 +173,7 @@ def create_http_app(
             connect = poll.until_done(runtime.broker.start, name="connecting to Kafka", backoff=poll.Backoff(0.5, 10.0))
             tasks.append(asyncio.create_task(connect, name="broker-connect"))
         workers = list(runtime.workers)
-        if runtime.relay is not None:
+        if runtime.relay is not None and runtime.settings.outbox_relay:
             workers.append(_relay_worker(runtime, runtime.relay))
         for index, worker in enumerate(workers):
             task = asyncio.create_task(worker(), name=f"{name}-worker-{index}")

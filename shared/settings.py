@@ -47,6 +47,9 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # Off: this process stages events but leaves publishing them to the replicas of the service that relay
+    # (a consuming replica then spends its loop on consuming). At least one replica must relay.
+    outbox_relay: bool = True
     outbox_poll_interval_s: float = 0.2
     # After a commit wakes the relay, it waits this long so that one round takes what commits meanwhile:
     # under load, a round (a claim, a produce request, a commit) per few rows instead of one per row.

@@ -365,10 +365,10 @@ class Replay:
 
     async def _transaction(self, events: Sequence[Event[Any]]) -> None:
         async with self._sessions.begin() as session:
-            claimed = await inbox.claim(
+            applied_before = await inbox.claim(
                 session, tables.inbox_table, consumer=CONSUMER, events=[e.envelope for e in events]
             )
-            fresh = [event for event in events if event.envelope.id in claimed]
+            fresh = [event for event in events if event.envelope.id not in applied_before]
             for layer in plan(fresh):
                 for calls in layer:
                     await self._routes[calls[0].envelope.type].handler(session, calls)

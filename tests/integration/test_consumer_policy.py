@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.matching import SERVICE
 from services.matching import tables as matching_tables
 from services.matching.app import create_app
 from services.matching.settings import MatchingSettings
+from shared.consumer import on
+from shared.contract import Envelope, Event, new_envelope
+from shared.contract.consultation import (
+    ConsultationScreened,
+    ConsultationSubmitted,
+    NoteAdded,
+    NotePersonal,
+)
+from shared.contract.vocabulary import ScreeningDecision
+from shared.runtime import create_http_app, create_runtime
 from tests.integration import events
 from tests.integration.conftest import ROOT, Infra, TestHub, running
 from tests.support import (
@@ -210,3 +223,70 @@ async def test_record_whose_header_name_is_not_utf8_is_dead_lettered_by_position
     assert headers["hubnet-dlt-topic"].decode() == hub.topic
     assert (headers["hubnet-dlt-partition"], headers["hubnet-dlt-offset"]) == (b"0", str(written.offset).encode())
     assert await _count(database_url, proposals_for(undecodable)) == 0, "aiokafka cannot read it, so it is not applied"
+
+
+async def test_each_consultations_events_apply_in_order_while_batches_and_lanes_overlap(
+    infra: Infra, hub: TestHub, service_settings: dict[str, Any]
+) -> None:
+    """Proves: with batches of a few records (a consultation's events spread over several), two batches in flight
+    and lanes that end in random order, every consultation's events are applied in the order they were written,
+    each once."""
+    rng = random.Random(7)
+    lifecycles = []
+    for _ in range(40):
+        submitted = events.submitted(hub.id)
+        consultation_id = uuid.UUID(submitted.subject)
+        later = [
+            ConsultationScreened(
+                consultation_id=consultation_id,
+                screened_at=datetime.now(UTC),
+                decision=ScreeningDecision.ACCEPTED,
+                recorded_by="screener",
+            ),
+            *(
+                NoteAdded(
+                    consultation_id=consultation_id,
+                    note_id=uuid.uuid4(),
+                    noted_at=datetime.now(UTC),
+                    recorded_by="screener",
+                    personal=NotePersonal(text=f"note {n}"),
+                )
+                for n in range(3)
+            ),
+        ]
+        lifecycles.append(
+            [
+                submitted,
+                *(
+                    new_envelope(d, source="/hubnet/intake", hub=hub.id, subject=submitted.subject, causation=submitted)
+                    for d in later
+                ),
+            ]
+        )
+    written: list[Envelope] = []
+    while any(lifecycles):  # consultations interleaved at random, each one's events in its order
+        written.append(rng.choice([lifecycle for lifecycle in lifecycles if lifecycle]).pop(0))
+    await _produce(infra.bootstrap, hub.topic, [(e.subject.encode(), e.to_bytes()) for e in written])
+
+    applied: list[uuid.UUID] = []
+
+    async def record(_: AsyncSession, batch: Sequence[Event[Any]]) -> None:
+        await asyncio.sleep(rng.random() / 50)  # lanes and batches end in no particular order
+        applied.extend(event.envelope.id for event in batch)
+
+    settings = MatchingSettings(**service_settings | {"consumer_batch_size": 7, "consumer_lanes": 2})
+    runtime = create_runtime(SERVICE, settings, matching_tables.metadata)
+    runtime.consume(on(ConsultationSubmitted, record), on(ConsultationScreened, record), on(NoteAdded, record))
+    async with running(create_http_app(runtime, title="ordering", description="")):
+        await wait_for(lambda: _at_least(len(applied), len(written)), timeout=60, what="every event applied")
+    assert len(applied) == len(set(applied)) == len(written), "each event applied once"
+    by_subject: dict[str, list[uuid.UUID]] = {}
+    for envelope in written:
+        by_subject.setdefault(envelope.subject, []).append(envelope.id)
+    place = {event_id: index for index, event_id in enumerate(applied)}
+    for subject, ids in by_subject.items():
+        assert sorted(ids, key=place.__getitem__) == ids, f"{subject}: applied out of order"
+
+
+async def _at_least(value: int, target: int) -> bool:
+    return value >= target
