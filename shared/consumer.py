@@ -139,8 +139,11 @@ def read(record: Record, routes: Mapping[str, Route[Any]]) -> Reading:
         if (declared_route := routes.get(declared)) is None:
             # A hubnet event of a type this service does not handle (often its own): skipped unparsed.
             return Reading(ignored=declared)
-        with contextlib.suppress(ValidationError):  # the two steps below then say what is wrong
+        try:
             received = declared_route.received.model_validate_json(record.value or b"")
+        except ValidationError:
+            pass  # the two steps below then say what is wrong
+        else:
             if received.type == declared:
                 return Reading(Event(received, received.data))  # positional: the common case, kept cheap
     try:
@@ -321,10 +324,16 @@ class Consumer:
     async def _parse_all(self, records: Sequence[Record]) -> list[Parsed]:
         parsed = []
         ignored: Counter[str] = Counter()
+        routes = self._routes
         for record in records:
-            item = await self._parse(record, ignored)
-            if item is not None:
-                parsed.append(item)
+            reading = read(record, routes)
+            if reading.event is not None:
+                parsed.append(Parsed(record, reading.event))
+            elif reading.rejected is not None:
+                reason, event_type = reading.rejected
+                await self._dead_letter(record, reason, event_type)
+            elif reading.ignored is not None:
+                ignored[reading.ignored] += 1
         for event_type, count in ignored.items():
             self._metrics.events.labels(event_type, "ignored").inc(count)
         return parsed
@@ -373,17 +382,6 @@ class Consumer:
         for tp in partitions:
             self._tails[tp] = lane.done
         return lane
-
-    async def _parse(self, record: Record, ignored: Counter[str]) -> Parsed | None:
-        reading = read(record, self._routes)
-        if reading.event is not None:
-            return Parsed(record, reading.event)
-        if reading.rejected is not None:
-            reason, event_type = reading.rejected
-            await self._dead_letter(record, reason, event_type)
-        elif reading.ignored is not None:
-            ignored[reading.ignored] += 1
-        return None
 
     async def _apply(self, parsed: Sequence[Parsed]) -> None:
         backoff = self._backoff()

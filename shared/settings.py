@@ -66,7 +66,9 @@ class CommonSettings(BaseSettings):
 
     consumer_max_attempts: int = 5
     consumer_commit_interval_s: float = 0.2
-    consumer_batch_size: int = 1000
+    # Records fetched at once, at most (a trickle is applied as it comes). Each lane's transaction costs about
+    # 0.3 ms of SQLAlchemy and asyncpg whatever its size: a backlog in batches of 2,000 moved 8% faster than of 1,000.
+    consumer_batch_size: int = 2000
     # A fetched batch is applied in up to this many transactions side by side, each over whole partitions.
     consumer_lanes: int = 4
     consumer_retry_backoff_s: float = 0.2

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +15,7 @@ from shared import db
 from shared.contract.vocabulary import Language, SupportField
 
 
-def _to_domain(row: tables.Supporter) -> domain.Supporter:
+def _to_domain(row: tables.Supporter | Row[Any, Any, Any, Any, Any, Any]) -> domain.Supporter:
     return domain.Supporter(
         id=row.id,
         hub=row.hub,
@@ -50,10 +51,17 @@ async def list_supporters(session: AsyncSession, hub: str) -> list[domain.Suppor
     return [_to_domain(row) for row in rows]
 
 
+_ROSTER = tables.Supporter.__table__
+
+
 async def list_available_supporters(session: AsyncSession, hubs: Iterable[str]) -> dict[str, list[domain.Supporter]]:
-    """The active roster of each hub, in one query."""
-    rows = await session.scalars(
-        select(tables.Supporter).where(tables.Supporter.hub.in_(list(hubs)), tables.Supporter.active.is_(True))
+    """The active roster of each hub, in one query: columns, not mapped objects (once per lane of every
+    batch, where the ORM's loading cost a third of a millisecond even for an empty roster)."""
+    roster = _ROSTER.c
+    rows = await session.execute(
+        select(roster.hub, roster.id, roster.display_name, roster.fields, roster.languages, roster.active).where(
+            roster.hub.in_(list(hubs)), roster.active.is_(True)
+        )
     )
     rosters: dict[str, list[domain.Supporter]] = {}
     for row in rows:

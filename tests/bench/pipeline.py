@@ -57,7 +57,7 @@ from shared import auth, db, errors, kafka, migrations, outbox, poll
 from shared.contract.consultation import ConsultationSubmitted
 from shared.contract.topics import consultations, dead_letter
 from shared.observability import ServiceMetrics
-from shared.runtime import Runtime
+from shared.runtime import Runtime, tune_gc
 from shared.settings import CommonSettings
 from tests.bench import rebuild
 from tests.integration import events
@@ -454,6 +454,7 @@ def report(results: list[Result]) -> None:
 
 
 async def main() -> None:
+    tune_gc()  # the services' collector settings, for their baselines in this process too
     env = stack_env()
     async with scratch(env) as s:
         results = await bench_outbox(s)

@@ -6,7 +6,7 @@ import itertools
 import random
 import textwrap
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -201,7 +201,7 @@ async def test_a_record_is_parsed_in_one_pass_only_when_its_type_header_tells_th
         sessions=async_sessionmaker(),
         inbox_table=matching_tables.inbox_table,
         broker=KafkaBroker(),
-        metrics=ServiceMetrics("unit", CollectorRegistry()),
+        metrics=(consumer_metrics := ServiceMetrics("unit", CollectorRegistry())),
     )
     dead: list[str] = []
 
@@ -217,16 +217,16 @@ async def test_a_record_is_parsed_in_one_pass_only_when_its_type_header_tells_th
     def record(envelope: Any, headers: list[tuple[str, bytes | None]]) -> ConsumerRecord[bytes | None, bytes | None]:
         return ConsumerRecord(**{**vars(_record(0, 0, headers)), "value": envelope.to_bytes()})
 
-    ignored: Counter[str] = Counter()
-    one_pass = await consumer._parse(record(submitted, header), ignored)
-    two_steps = await consumer._parse(record(submitted, []), ignored)
+    one_pass, two_steps = await consumer._parse_all([record(submitted, header), record(submitted, [])])
     for parsed in (one_pass, two_steps):
-        assert parsed is not None
         assert parsed.event.envelope.id == submitted.id
         assert parsed.event.data == events.submitted_data(submitted)
-    assert await consumer._parse(record(withdrawn, header), ignored) is None, "a lying header is not believed"
-    assert ignored == {ConsultationWithdrawn.event_type: 1}
-    assert await consumer._parse(record(invalid, header), ignored) is None
+    assert await consumer._parse_all([record(withdrawn, header)]) == [], "a lying header is not believed"
+    ignored = consumer_metrics.registry.get_sample_value(
+        "hubnet_unit_events_total", {"type": ConsultationWithdrawn.event_type, "outcome": "ignored"}
+    )
+    assert ignored == 1
+    assert await consumer._parse_all([record(invalid, header)]) == []
     assert len(dead) == 1
     assert dead[0].startswith(f"invalid {ConsultationSubmitted.event_type} payload: ")
     assert "organization" in dead[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import time
 import uuid
 from pathlib import Path
@@ -113,6 +114,14 @@ def test_event_ids_are_uuid7_unique_and_in_time_order() -> None:
     assert before <= millis[0]
     assert millis[-1] <= after
     assert millis == sorted(millis)  # the indexes they key grow at their right edge
+    # Each is the UUID its value makes: equal, hashed alike, printed and pickled alike.
+    for made in ids[:1000]:
+        same = uuid.UUID(int=made.int)
+        assert made == same
+        assert hash(made) == hash(same)
+        assert str(made) == str(same)
+        assert made.is_safe == same.is_safe
+        assert pickle.loads(pickle.dumps(made)) == same
 
 
 SUBMITTED_SAMPLES = sorted(SAMPLES_DIR.glob("hubnet.consultation.submitted.v1*.json"))
