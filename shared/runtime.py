@@ -26,6 +26,7 @@ from shared.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 15.0
+"""How long a cancelled worker may take to finish (a consumer commits its offsets and leaves its group)."""
 GC_THRESHOLDS = (20_000, 20, 100)
 """The collector's thresholds in a service process. At Python's default (a young collection every 700
 allocations) a batch of events is interrupted every few events, mostly to find nothing: what a batch
@@ -37,8 +38,6 @@ def tune_gc() -> None:
     """The collector as a service process runs it (`GC_THRESHOLDS`); the bench sets it for its baselines too."""
     gc.set_threshold(*GC_THRESHOLDS)
 
-
-"""How long a cancelled worker may take to finish (a consumer commits its offsets and leaves its group)."""
 
 Worker = Callable[[], Coroutine[Any, Any, None]]
 

@@ -25,6 +25,7 @@ from shared.contract import Envelope, Event, new_envelope
 from shared.contract.consultation import (
     ConsultationScreened,
     ConsultationSubmitted,
+    MatchProposed,
     NoteAdded,
     NotePersonal,
 )
@@ -290,3 +291,29 @@ async def test_each_consultations_events_apply_in_order_while_batches_and_lanes_
 
 async def _at_least(value: int, target: int) -> bool:
     return value >= target
+
+
+async def test_a_replica_without_the_relay_stages_and_a_replica_with_it_publishes(
+    infra: Infra, hub: TestHub, database_url: str, service_settings: dict[str, Any]
+) -> None:
+    """Proves: with `outbox_relay` off a process applies events and stages what they cause, and publishes
+    nothing; a replica of the service that relays publishes it."""
+    envelope = events.submitted(hub.id)
+    await _produce(infra.bootstrap, hub.topic, [(envelope.subject.encode(), envelope.to_bytes())])
+    staging = create_app(MatchingSettings(**service_settings, outbox_relay=False))
+    unpublished = select(func.count()).where(matching_tables.outbox_table.c.published_at.is_(None))
+    async with running(staging):
+        registry = staging.state.runtime.registry
+
+        async def applied() -> bool:
+            return counter(registry, EVENTS, type=SUBMITTED, outcome="applied") == 1
+
+        await wait_for(applied, timeout=60, what="the submission applied")
+        await asyncio.sleep(1)  # five poll intervals of a relay, had one run
+        assert counter(registry, "hubnet_matching_outbox_published_total") == 0
+    assert await _count(database_url, unpublished) == 1, "the proposal staged, not published"
+
+    async with running(create_app(MatchingSettings(**service_settings))):
+        records = await read_topic(infra.bootstrap, hub.topic, count=2, timeout=30)
+    assert [json.loads(r.value)["type"] for r in records] == [SUBMITTED, MatchProposed.event_type]
+    assert await _count(database_url, unpublished) == 0
