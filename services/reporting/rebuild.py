@@ -4,13 +4,15 @@
 
 1. A shadow schema gets reporting's tables, empty and bare (no keys, no indexes).
 2. Every hub topic is replayed from its beginning into the shadow while the live views keep serving and the
-   live consumer keeps applying: each event folded by the live consumer's own projection
-   (`handlers.PROJECTIONS`), the timeline and inbox written with COPY as the replay goes, each view once
-   at the end (`replay.Bulk`). A large log is dealt by partition to worker processes, one per core. A
-   progress bar shows events/s and the time left. Should the database refuse a row (as it refuses a NUL in
-   text, which the live consumer passes over alone), the replay starts again the careful way: the live
-   consumer's SQL, in batches, one event at a time where a batch fails.
-3. The keys and indexes are built, a table per connection side by side, and the tables analysed.
+   live consumer keeps applying, a partition at a time: each event folded by the live consumer's own
+   projection (`handlers.PROJECTIONS`), the timeline written with COPY as the replay goes, each view once
+   when its partition is read to the end (`replay.Bulk`). For a large log, worker processes (one per core)
+   replay beside this one, each taking the largest partition left when it is free. A progress bar shows
+   events/s and the time left. Should the database refuse a row (as it refuses a NUL in text, which the
+   live consumer passes over alone), the replay starts again the careful way: the live consumer's SQL, in
+   batches, one event at a time where a batch fails.
+3. The inbox is filled from the timeline (the events applied), and the keys and indexes are built side by
+   side on connections of their own.
 4. The swap: the live tables are locked (readers wait, briefly), the shadow catches up to the end of
    every topic as it stands under the lock (with the live consumer's SQL), members' saved views and the
    migration stamp are copied, and the two schemas trade names in the same transaction. Every event the
@@ -49,16 +51,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.reporting import handlers, tables
 from services.reporting.replay import (
     BULK_TABLES,
+    CONSUMER,
     LIVE,
-    Part,
     PartDone,
+    Partition,
     Replay,
-    bulk_load,
+    Taken,
+    queue,
     refused,
-    replay_part,
-    replay_part_here,
+    replay_in_worker,
+    replay_partitions,
     spawn_context,
-    split,
     start_worker,
 )
 from shared import db
@@ -176,46 +179,65 @@ async def create_shadow(engine: AsyncEngine, schema: str, *, bare: bool) -> None
                 await connection.execute(text(f'ALTER TABLE "{schema}"."{table.name}" DROP CONSTRAINT "{key}"'))
 
 
-async def create_deferred_indexes(engine: AsyncEngine, schema: str, *, keys: bool) -> None:
-    """The indexes left for the end (`keys`: the bulk-loaded tables' primary keys too), each on a connection
-    of its own, side by side, sorted in one pass with room to do it in memory. (The tables' statistics are
+async def create_deferred_indexes(engine: AsyncEngine, schema: str, *, keys: bool, inbox: bool = False) -> None:
+    """The indexes left for the end (`keys`: the bulk-loaded tables' primary keys too; `inbox`: the inbox
+    filled from the timeline first, the events it holds), side by side on connections of their own, each
+    sorted in one pass with room to do it in memory. A key is built as a unique index, then made the key,
+    so that reading its table meanwhile (the inbox's fill) is not locked out. (The tables' statistics are
     left to autovacuum, which analyses a table of new rows in its next round.)"""
 
-    async def build(statement: Any) -> None:
-        async with engine.begin() as connection:
-            await connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
-            translated = await connection.execution_options(schema_translate_map={LIVE: schema})
-            if isinstance(statement, Index):
-                await translated.run_sync(statement.create)
-            else:
-                await connection.execute(statement)
+    async def build(steps: list[Any]) -> None:
+        for step in steps:  # each step committed: its locks let go before the next
+            async with engine.begin() as connection:
+                await connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+                if isinstance(step, Index):
+                    translated = await connection.execution_options(schema_translate_map={LIVE: schema})
+                    await translated.run_sync(step.create)
+                else:
+                    await connection.execute(step)
 
-    statements: list[Any] = []
+    chains: list[list[Any]] = []
     for table in tables.metadata.sorted_tables:
         if keys and table.name in BULK_TABLES:  # (not `AddConstraint`: it drops the key from later CREATE TABLEs)
             name, key = table.primary_key.name, ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
-            statements.append(
-                text(f'ALTER TABLE "{schema}"."{table.name}" ADD CONSTRAINT "{name}" PRIMARY KEY ({key})')
-            )
-    statements += _deferred_indexes()
-    await asyncio.gather(*(build(statement) for statement in statements))
+            qualified = f'"{schema}"."{table.name}"'
+            chain = [
+                text(f'CREATE UNIQUE INDEX "{name}" ON {qualified} ({key})'),
+                text(f'ALTER TABLE {qualified} ADD CONSTRAINT "{name}" PRIMARY KEY USING INDEX "{name}"'),
+            ]
+            if inbox and table is tables.inbox_table:
+                chain.insert(
+                    0,
+                    text(
+                        f"INSERT INTO {qualified} (consumer, event_id, event_type) "
+                        f'SELECT :consumer, event_id, event_type FROM "{schema}".timeline'
+                    ).bindparams(consumer=CONSUMER),
+                )
+            chains.append(chain)
+    chains += [[index] for index in _deferred_indexes()]
+    await asyncio.gather(*(build(chain) for chain in chains))
 
 
 async def replay_in_workers(
     settings: CommonSettings,
     schema: str,
-    parts: list[Part],
+    partitions: list[Partition],
+    workers: int,
     advanced: Callable[[int], None],
 ) -> list[PartDone]:
-    """The first part folded and copied here, each other one by a worker process of its own (started
-    meanwhile: a fresh interpreter takes a second to import); their progress counted as they go."""
+    """The partitions folded and copied here and by `workers - 1` worker processes (started meanwhile: a
+    fresh interpreter takes a second to import), each taking the next partition of the queue when it is free;
+    their progress counted as they go."""
     context = spawn_context()
-    progress = context.Value("q", 0)
+    progress, taken = context.Value("q", 0), context.Value("i", 0)
+    mine = asyncio.ensure_future(replay_partitions(settings, schema, partitions, Taken(taken), advanced))
+    if workers == 1:
+        return [await mine]
     loop = asyncio.get_running_loop()
-    here, *elsewhere = parts
-    pool = ProcessPoolExecutor(len(elsewhere), mp_context=context, initializer=start_worker, initargs=(progress,))
-    working = asyncio.gather(*(loop.run_in_executor(pool, replay_part, settings, schema, part) for part in elsewhere))
-    mine = asyncio.ensure_future(replay_part_here(settings, schema, here, advanced))
+    pool = ProcessPoolExecutor(workers - 1, mp_context=context, initializer=start_worker, initargs=(progress, taken))
+    working = asyncio.gather(
+        *(loop.run_in_executor(pool, replay_in_worker, settings, schema, partitions) for _ in range(workers - 1))
+    )
     try:
         reported = 0
         pending: set[asyncio.Future[Any]] = {working, mine}
@@ -239,22 +261,19 @@ async def replay_in_workers(
 
 async def replay_into(
     settings: CommonSettings,
-    engine: AsyncEngine,
     replay: Replay,
     schema: str,
     starts: Mapping[TopicPartition, int],
     advanced: Callable[[int], None],
     most_workers: int | None = None,
 ) -> int:
-    """The log up to its ends as they stand now, folded and copied into the bare `schema`, by worker
-    processes for a large log; returns how many worked. Raises what the database refused."""
+    """The log up to its ends as they stand now, folded and copied into the bare `schema` a partition at a
+    time, by worker processes besides this one for a large log; returns how many processes worked. Raises
+    what the database refused."""
     ends = await replay.ends()
     events = sum(ends[tp] - starts[tp] for tp in starts)
     workers = workers_for(events, len(starts), most_workers)
-    if workers == 1:
-        await bulk_load(replay, engine, schema, ends, advanced)
-        return 1
-    done = await replay_in_workers(settings, schema, split(starts, ends, workers), advanced)
+    done = await replay_in_workers(settings, schema, queue(starts, ends), workers, advanced)
     replay.seek(ends)
     replay.applied += sum(part.applied for part in done)
     replay.skipped += sum(part.skipped for part in done)
@@ -355,9 +374,9 @@ async def rebuild(
 
             phase("replaying")
             try:
-                workers = await replay_into(settings, engine, replay, shadow, starts, advanced, most_workers)
+                workers = await replay_into(settings, replay, shadow, starts, advanced, most_workers)
                 phase("building the keys and indexes")
-                await create_deferred_indexes(engine, shadow, keys=True)
+                await create_deferred_indexes(engine, shadow, keys=True, inbox=True)
             except Exception as error:
                 # A row the database refuses (the live consumer passed its event over alone), a key met twice
                 # (a consultation's events in more than one partition), or a worker process lost (killed for

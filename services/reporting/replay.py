@@ -1,7 +1,8 @@
 """Reading the log into a schema of reporting's tables: the careful way, through the live consumer's routes
 (its SQL, in batches, one event at a time where a batch fails), or the fast way from an empty schema (`Bulk`:
-folded in memory, written with COPY), in this process or in worker processes that each take some of the
-partitions (a consultation's events all lie in one partition: keyed by its id).
+folded in memory, written with COPY) a partition at a time, in this process and in worker processes that
+each take the next partition not yet taken (a consultation's events all lie in one partition: keyed by its
+id, so a partition read to its end leaves its consultations' views complete).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ LANES = 4
 CONSUMER = "hubnet.reporting"
 """The inbox's consumer name for reporting's events (the live consumer's)."""
 COPY_ROWS = 50_000
-"""The timeline and inbox rows the bulk load writes per COPY (one COPY in flight while the next are folded)."""
+"""The timeline rows the bulk load writes per COPY (one COPY in flight while the next are folded)."""
+FETCH_BYTES = 8 * 1024 * 1024
+"""What the replay fetches of a partition per request: a partition read alone is read in few round trips."""
 BULK_TABLES = ("consultations", "timeline", "inbox")
 """Written by COPY from the beginning of the log, without their keys or indexes until the end."""
 
@@ -48,14 +51,17 @@ BULK_TABLES = ("consultations", "timeline", "inbox")
 _AS_WRITTEN = frozenset(
     [column.name for column in tables.ConsultationView.__table__.columns if isinstance(column.type, JSONB)] + ["search"]
 )
-"""The views' columns the fold keeps as COPY writes them."""
+"""The views' columns that COPY takes in another form than the live upserts (binary, or JSON text)."""
+_VIEW_COLUMNS = tuple(column.name for column in tables.ConsultationView.__table__.columns)
 
 
 class Bulk:
-    """The replay's fast way from an empty shadow: every event folded in memory by the live consumer's own
-    fold (`handlers.fold` of each event type's `Change`), its timeline entry and inbox claim written with COPY
-    in chunks as the replay goes, and each consultation's view, folded to its end, written with COPY once.
-    The same rows the live upserts leave: a view is the columns its events set, in their order.
+    """The replay's fast way from an empty shadow, a partition at a time: every event folded in memory by the
+    live consumer's own fold (`handlers.fold` of each event type's `Change`), its timeline entry written with
+    COPY in chunks as the replay goes, and each consultation's view, folded to the partition's end, written
+    with COPY once while the next partition is folded. The same rows the live upserts leave: a view is the
+    columns its events set, in their order. What the fold holds is one partition's views. (The inbox holds
+    the timeline's events: `rebuild` fills it from the timeline in the database, once.)
 
     What the live consumer would have passed over alone (a change that fails on its event) is passed over;
     a row PostgreSQL refuses fails the COPY, and the rebuild then starts again the careful way (the live
@@ -70,8 +76,8 @@ class Bulk:
         self._views: dict[uuid.UUID, dict[str, Any]] = {}
         self._statuses: dict[uuid.UUID, domain.Status] = {}
         self._seen: set[int] = set()  # event ids as integers (hashed in C, not by `UUID.__hash__`)
+        self._subjects: dict[str, uuid.UUID] = {}  # a consultation's events share their subject
         self._timeline: list[tuple[Any, ...]] = []
-        self._inbox: list[tuple[Any, ...]] = []
         self._copying: asyncio.Task[None] | None = None
         self.applied = 0
         self.failed = 0
@@ -82,15 +88,21 @@ class Bulk:
         await connection.set_type_codec("tsvector", schema="pg_catalog", encoder=bytes, decoder=bytes, format="binary")
 
     def fold(self, events: Sequence[Event[Any]]) -> None:
+        seen = self._seen
+        subjects = self._subjects
+        before = len(seen)
         for event in events:
             envelope: ContextAttributes = event.envelope
-            if envelope.id.int in self._seen:  # the live inbox finds it claimed
+            if envelope.id.int in seen:  # the live inbox finds it claimed
                 continue
             try:  # all that can fail, before anything changes: the live consumer rolls such an event back
                 change = self._changes[envelope.type](event.data)
+                subject = subjects.get(envelope.subject)
+                if subject is None:
+                    subject = subjects[envelope.subject] = uuid.UUID(envelope.subject)
                 entry = (
                     envelope.id,
-                    uuid.UUID(envelope.subject),
+                    subject,
                     envelope.hub,
                     envelope.type,
                     envelope.source,
@@ -103,57 +115,51 @@ class Bulk:
                 self.failed += 1
                 log.error("event %s passed over: %s", envelope.id, describe(error))
                 continue
-            self._seen.add(envelope.id.int)
+            seen.add(envelope.id.int)
             handlers.fold(self._views, self._statuses, envelope, event.data.consultation_id, change)
-            # Held as COPY writes them (the search document in bytes, JSON as text): a fraction of the memory
-            # of their objects, for a fold that holds every view until the end.
-            view = self._views[event.data.consultation_id]
-            for name in _AS_WRITTEN.intersection(change.values):
+            self._timeline.append(entry)
+        self.applied += len(seen) - before
+
+    async def flush(self) -> None:
+        """Start copying the timeline rows folded so far, once there are enough, after the COPY before has
+        finished."""
+        if len(self._timeline) >= COPY_ROWS:
+            await self._start_copy([])
+
+    async def end_partition(self) -> None:
+        """The partition is read to its end: its views are complete. They are copied, as COPY writes them (the
+        search document in binary, JSON as text), with the rest of its timeline while the next partition is
+        folded; the fold starts afresh."""
+        views = []
+        for view in self._views.values():
+            for name in _AS_WRITTEN.intersection(view):
                 value = view[name]
                 if isinstance(value, domain.SearchDocument):
                     view[name] = value.binary()
                 elif value is not None:
                     view[name] = db.json_text(value)
-            self._timeline.append(entry)
-            self._inbox.append((CONSUMER, envelope.id, envelope.type))
-        self.applied = len(self._seen)
+            views.append(tuple(map(view.get, _VIEW_COLUMNS)))
+        self._views, self._statuses, self._seen, self._subjects = {}, {}, set(), {}
+        await self._start_copy(views)
 
-    async def flush(self, *, everything: bool = False) -> None:
-        """Start copying the timeline and inbox rows folded so far, once there are enough (or `everything`),
-        after the COPY before has finished."""
-        if len(self._timeline) < COPY_ROWS and not everything:
-            return
+    async def _start_copy(self, views: list[tuple[Any, ...]]) -> None:
         await self.copied()
         timeline, self._timeline = self._timeline, []
-        claims, self._inbox = self._inbox, []
-        self._copying = asyncio.create_task(self._copy_log(timeline, claims))
+        self._copying = asyncio.create_task(self._copy_rows(timeline, views))
 
     async def copied(self) -> None:
         if self._copying is not None:
             copying, self._copying = self._copying, None
             await copying
 
-    async def _copy_log(self, timeline: list[tuple[Any, ...]], claims: list[tuple[Any, ...]]) -> None:
+    async def _copy_rows(self, timeline: list[tuple[Any, ...]], views: list[tuple[Any, ...]]) -> None:
         await self._copy(tables.TimelineEntry.__table__, timeline)
-        await self._copy(tables.inbox_table, claims, columns=("consumer", "event_id", "event_type"))
-
-    async def finish_log(self) -> None:
-        """The rest of the timeline and inbox rows."""
-        await self.flush(everything=True)
-        await self.copied()
-
-    async def write_views(self) -> None:
-        """Every view, folded to the end of the log, in one COPY; the fold's memory is then let go."""
-        table = tables.ConsultationView.__table__
-        columns = [column.name for column in table.columns]
-        rows = [tuple(view.get(name) for name in columns) for view in self._views.values()]
-        self.release()
-        await self._copy(table, rows, columns=tuple(columns))
+        await self._copy(tables.ConsultationView.__table__, views, columns=_VIEW_COLUMNS)
 
     def release(self) -> None:
         """Drop what the fold holds (freed by reference counts, before the collector runs again)."""
-        self._views, self._statuses, self._seen = {}, {}, set()
-        self._timeline, self._inbox = [], []
+        self._views, self._statuses, self._seen, self._subjects = {}, {}, set(), {}
+        self._timeline = []
 
     async def _copy(self, table: Any, rows: list[tuple[Any, ...]], *, columns: Sequence[str] = ()) -> None:
         if rows:
@@ -189,25 +195,37 @@ class Replay:
         self.skipped = 0
         self.failed = 0
 
-    async def start(self, positions: Mapping[TopicPartition, int] | None = None) -> dict[TopicPartition, int]:
-        """Assign every partition of the hub topics from its beginning (or those of `positions`, from there);
-        returns how many records each holds from there."""
-        consumer = AIOKafkaConsumer(
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=BATCH,
-            **kafka.client_options(self._settings, client_id="hubnet-reporting-rebuild"),
-        )
-        await consumer.start()
-        self._consumer = consumer
-        partitions = sorted(positions) if positions is not None else await self._partitions()
+    async def start(self) -> dict[TopicPartition, int]:
+        """Assign every partition of the hub topics from its beginning; returns how many records each holds."""
+        consumer = await self._started()
+        partitions = await self._partitions()
         consumer.assign(partitions)
         if not partitions:
             return {}
-        starts = dict(positions) if positions is not None else await consumer.beginning_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
         self.seek(starts)
         ends = await consumer.end_offsets(partitions)
         return {tp: ends[tp] - starts[tp] for tp in partitions}
+
+    async def read_from(self, tp: TopicPartition, offset: int) -> None:
+        """Read this one partition, from `offset`."""
+        consumer = await self._started()
+        consumer.assign([tp])
+        self._next = {}
+        self.seek({tp: offset})
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=BATCH,
+                max_partition_fetch_bytes=FETCH_BYTES,
+                **kafka.client_options(self._settings, client_id="hubnet-reporting-rebuild"),
+            )
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
 
     def position(self, tp: TopicPartition) -> int:
         return self._next[tp]
@@ -375,50 +393,35 @@ class Replay:
         self.applied += len(events)
 
 
-async def bulk_load(
-    replay: Replay,
-    engine: AsyncEngine,
-    schema: str,
-    ends: Mapping[TopicPartition, int],
-    advanced: Callable[[int], None],
-) -> None:
-    """The records of `replay`'s partitions below `ends`, folded and copied into the bare schema
-    (`Bulk`), views last. The collector is paused meanwhile: the fold holds every view, and nothing it makes is
-    cyclic garbage; what it holds is let go by reference counts before the collector runs again."""
-    async with engine.connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
-        await Bulk.prepare(raw)
-        bulk = Bulk(raw, schema)
-        gc.disable()
-        try:
-            await replay.until(dict(ends), advanced, bulk)
-            await bulk.finish_log()
-            await bulk.write_views()
-        finally:
-            bulk.release()
-            gc.enable()
-            await bulk.close()
-            await connection.invalidate()  # its tsvector codec is the bulk's own: never back to the pool
-
-
 @dataclass(frozen=True)
-class Part:
-    """Some of the partitions, each from its first record to its end, for one worker."""
+class Partition:
+    """A partition to replay, from its first record to its end."""
 
-    ranges: tuple[tuple[str, int, int, int], ...]
-    """(topic, partition, first offset, end offset)"""
-
-    @property
-    def starts(self) -> dict[TopicPartition, int]:
-        return {TopicPartition(topic, partition): start for topic, partition, start, _ in self.ranges}
+    topic: str
+    partition: int
+    start: int
+    end: int
 
     @property
-    def ends(self) -> dict[TopicPartition, int]:
-        return {TopicPartition(topic, partition): end for topic, partition, _, end in self.ranges}
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+def queue(starts: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int]) -> list[Partition]:
+    """The partitions with records to replay, the largest first: taken in this order by whichever worker is
+    free, the last ones taken are the smallest, and the workers finish together."""
+    partitions = [Partition(tp.topic, tp.partition, starts[tp], ends[tp]) for tp in starts if ends[tp] > starts[tp]]
+    return sorted(partitions, key=lambda p: (-p.size, p.topic, p.partition))
 
 
 @dataclass(frozen=True)
 class PartDone:
+    """What one worker replayed."""
+
     applied: int
     skipped: int
     failed: int
@@ -426,53 +429,79 @@ class PartDone:
     """Why the database refused the bulk load (the rebuild then goes the careful way)."""
 
 
-def split(starts: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int], workers: int) -> list[Part]:
-    """The partitions dealt to `workers` parts of about as many records each, the largest first."""
-    loads = [0] * workers
-    dealt: list[list[tuple[str, int, int, int]]] = [[] for _ in range(workers)]
-    for tp in sorted(starts, key=lambda tp: starts[tp] - ends[tp]):
-        least = loads.index(min(loads))
-        loads[least] += ends[tp] - starts[tp]
-        dealt[least].append((tp.topic, tp.partition, starts[tp], ends[tp]))
-    return [Part(tuple(ranges)) for ranges in dealt if ranges]
+class Taken:
+    """The queue's next partition, shared by the processes replaying it (a `multiprocessing.Value`)."""
+
+    def __init__(self, counter: Any) -> None:
+        self._counter = counter
+
+    def next(self, partitions: Sequence[Partition]) -> Partition | None:
+        with self._counter.get_lock():
+            index: int = self._counter.value
+            if index >= len(partitions):
+                return None
+            self._counter.value = index + 1
+        return partitions[index]
 
 
-_progress: Any = None
-"""The worker process's share of the rebuild's progress counter (a `multiprocessing.Value`)."""
-
-
-def start_worker(progress: Any) -> None:
-    global _progress
-    _progress = progress
-
-
-def replay_part(settings: CommonSettings, schema: str, part: Part) -> PartDone:
-    """A worker process's whole task: its partitions folded and copied into the bare shadow."""
-
-    def advanced(count: int) -> None:
-        with _progress.get_lock():
-            _progress.value += count
-
-    return uvloop.run(replay_part_here(settings, schema, part, advanced))
-
-
-async def replay_part_here(
-    settings: CommonSettings, schema: str, part: Part, advanced: Callable[[int], None]
+async def replay_partitions(
+    settings: CommonSettings,
+    schema: str,
+    partitions: Sequence[Partition],
+    taken: Taken,
+    advanced: Callable[[int], None],
 ) -> PartDone:
-    """A part folded and copied into the bare shadow, in this process."""
+    """Partitions of the queue, each taken when this process is free, folded and copied into the bare shadow
+    (`Bulk`). The collector is paused meanwhile: nothing the fold makes is cyclic garbage, and what it held
+    of a partition is let go by reference counts."""
     engine = db.create_engine(settings, application_name="hubnet-reporting-rebuild")
     replay = Replay(settings, engine, schema, handlers.ROUTES)
+    gc.disable()
     try:
-        await replay.start(part.starts)
-        await bulk_load(replay, engine, schema, part.ends, advanced)
+        async with engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            await Bulk.prepare(raw)
+            bulk = Bulk(raw, schema)
+            try:
+                while (partition := taken.next(partitions)) is not None:
+                    await replay.read_from(partition.tp, partition.start)
+                    await replay.until({partition.tp: partition.end}, advanced, bulk)
+                    await bulk.end_partition()
+                await bulk.copied()
+            finally:
+                bulk.release()
+                await bulk.close()
+                await connection.invalidate()  # its tsvector codec is the bulk's own: never back to the pool
     except asyncpg.PostgresError as error:
         if not refused(error):
             raise
         return PartDone(replay.applied, replay.skipped, replay.failed, describe(error))
     finally:
+        gc.enable()
         await replay.stop()
         await engine.dispose()
     return PartDone(replay.applied, replay.skipped, replay.failed)
+
+
+_progress: Any = None
+"""The worker process's share of the rebuild's progress counter (a `multiprocessing.Value`)."""
+_taken: Taken | None = None
+
+
+def start_worker(progress: Any, taken: Any) -> None:
+    global _progress, _taken
+    _progress, _taken = progress, Taken(taken)
+
+
+def replay_in_worker(settings: CommonSettings, schema: str, partitions: Sequence[Partition]) -> PartDone:
+    """A worker process's whole task: partitions of the queue folded and copied into the bare shadow."""
+    assert _taken is not None
+
+    def advanced(count: int) -> None:
+        with _progress.get_lock():
+            _progress.value += count
+
+    return uvloop.run(replay_partitions(settings, schema, partitions, _taken, advanced))
 
 
 REFUSED_CLASSES = ("22", "23")

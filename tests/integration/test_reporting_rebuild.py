@@ -14,7 +14,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reporting import rebuild, tables
 from services.reporting.app import create_app
@@ -75,6 +76,20 @@ async def send(bootstrap: str, topic: str, envelopes: list[Envelope]) -> None:
         await producer.stop()
 
 
+async def inbox_holds_the_timeline(engine: AsyncEngine) -> bool:
+    """The inbox claims exactly the events the timeline holds (the rebuild fills it from the timeline)."""
+    async with engine.connect() as connection:  # one statement: one snapshot, while the live consumer goes on
+        unmatched, claimed = (
+            await connection.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE i.event_id IS NULL OR t.event_id IS NULL), count(i.event_id) "
+                    "FROM reporting.inbox i FULL JOIN reporting.timeline t ON t.event_id = i.event_id"
+                )
+            )
+        ).one()
+    return bool(unmatched == 0 and claimed > 0)
+
+
 async def test_rebuild_equals_the_live_views_and_swaps_while_the_live_consumer_goes_on(
     infra: Infra, hub: TestHub, service_settings: dict[str, Any]
 ) -> None:
@@ -105,6 +120,7 @@ async def test_rebuild_equals_the_live_views_and_swaps_while_the_live_consumer_g
             await publish(infra, hub, 60)
             swapped = await rebuild.rebuild(settings, console=quiet)
             assert swapped.swapped
+            assert await inbox_holds_the_timeline(engine), "a redelivered event is found claimed, after the swap too"
             await publish(infra, hub, 30)
             await wait_for(lambda: projected(CONSULTATIONS + 90), timeout=60, what="events after the swap, live")
 
