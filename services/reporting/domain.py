@@ -145,9 +145,12 @@ class SearchDocument:
 
     def binary(self) -> bytes:
         """`tsvectorsend`'s form: the lexeme count, then each lexeme (UTF-8, NUL-ended), its position count
-        and positions (weight D), big-endian; the receiver sorts the lexemes."""
-        parts = [len(self.positions).to_bytes(4, "big")]
-        for lexeme, spots in self.positions.items():
+        and positions (weight D), big-endian. The lexemes in PostgreSQL's order (their UTF-8 bytes', which is
+        their code points'), which spares the receiver its sort."""
+        positions = self.positions
+        parts = [len(positions).to_bytes(4, "big")]
+        for lexeme in sorted(positions):
+            spots = positions[lexeme]
             parts.append(lexeme.encode())
             parts.append(_ONE_AT[spots[0]] if len(spots) == 1 else struct.pack(f"!xH{len(spots)}H", len(spots), *spots))
         return b"".join(parts)

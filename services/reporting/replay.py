@@ -22,6 +22,7 @@ import asyncpg
 import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic_core import to_json
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -51,7 +52,8 @@ BULK_TABLES = ("consultations", "timeline", "inbox")
 _AS_WRITTEN = frozenset(
     [column.name for column in tables.ConsultationView.__table__.columns if isinstance(column.type, JSONB)] + ["search"]
 )
-"""The views' columns that COPY takes in another form than the live upserts (binary, or JSON text)."""
+"""The views' columns that COPY takes in another form than the live upserts (binary, or JSON bytes)."""
+_JSONB_VERSION = b"\x01"
 _VIEW_COLUMNS = tuple(column.name for column in tables.ConsultationView.__table__.columns)
 
 
@@ -84,8 +86,12 @@ class Bulk:
 
     @staticmethod
     async def prepare(connection: Any) -> None:
-        """The connection writes `tsvector` in its binary form (`domain.SearchDocument.binary`)."""
+        """The connection writes `tsvector` in its binary form (`domain.SearchDocument.binary`), and JSON as the
+        bytes of its text (`pydantic_core.to_json`), behind the version byte of `jsonb`'s binary form."""
         await connection.set_type_codec("tsvector", schema="pg_catalog", encoder=bytes, decoder=bytes, format="binary")
+        await connection.set_type_codec(
+            "jsonb", schema="pg_catalog", encoder=_JSONB_VERSION.__add__, decoder=bytes, format="binary"
+        )
 
     def fold(self, events: Sequence[Event[Any]]) -> None:
         seen = self._seen
@@ -109,7 +115,7 @@ class Bulk:
                     envelope.time,
                     envelope.correlation_id,
                     change.actor,
-                    db.json_text(change.detail) if change.detail is not None else None,
+                    to_json(change.detail) if change.detail is not None else None,
                 )
             except Exception as error:  # and dead-letters it
                 self.failed += 1
@@ -128,7 +134,7 @@ class Bulk:
 
     async def end_partition(self) -> None:
         """The partition is read to its end: its views are complete. They are copied, as COPY writes them (the
-        search document in binary, JSON as text), with the rest of its timeline while the next partition is
+        search document in binary, JSON as its bytes), with the rest of its timeline while the next partition is
         folded; the fold starts afresh."""
         views = []
         for view in self._views.values():
@@ -137,7 +143,7 @@ class Bulk:
                 if isinstance(value, domain.SearchDocument):
                     view[name] = value.binary()
                 elif value is not None:
-                    view[name] = db.json_text(value)
+                    view[name] = to_json(value)
             views.append(tuple(map(view.get, _VIEW_COLUMNS)))
         self._views, self._statuses, self._seen, self._subjects = {}, {}, set(), {}
         await self._start_copy(views)
@@ -284,10 +290,10 @@ class Replay:
                     fetched = await consumer.getmany(*waiting, timeout_ms=1000, max_records=BATCH)
                 except UNREADABLE:
                     fetched = await self._carefully(waiting)
-                records = []
+                records: list[Any] = []
                 for tp, batch in fetched.items():
                     end = ends[tp]
-                    kept = [record for record in batch if record.offset < end]
+                    kept = batch if not batch or batch[-1].offset < end else [r for r in batch if r.offset < end]
                     records += kept
                     if kept:
                         self._next[tp] = max(self._next[tp], kept[-1].offset + 1)

@@ -76,9 +76,9 @@ async def read_back(engine: Any) -> dict[str, tuple[list[str], list[tuple[Any, .
         for name in ("consultations", "timeline", "inbox"):
             table = tables.metadata.tables[f"{replay.LIVE}.{name}"]
             columns = [c.name for c in table.columns if c.name != "applied_at"]
-            # JSON as the text COPY takes (the connection would decode it into objects)
+            # JSON as the bytes of its text, as the bulk load's COPY takes it
             listed = ", ".join(
-                f'"{c.name}"::text' if isinstance(c.type, JSONB) else f'"{c.name}"'
+                f"convert_to(\"{c.name}\"::text, 'UTF8')" if isinstance(c.type, JSONB) else f'"{c.name}"'
                 for c in table.columns
                 if c.name in columns
             )

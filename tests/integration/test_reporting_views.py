@@ -274,9 +274,11 @@ async def test_a_search_document_is_the_same_tsvector_as_text_and_in_binary(
             same = await raw.fetchval(
                 "SELECT search::text = $1::text::tsvector::text FROM documents", document.literal()
             )
+            sent = await raw.fetchval("SELECT tsvectorsend(search) FROM documents")
         finally:
             await connection.invalidate()
     assert same
+    assert sent == document.binary(), "the lexemes in PostgreSQL's own order: nothing left for it to sort"
 
 
 async def test_a_note_that_asks_the_applicant_waits_until_they_add_information(
