@@ -53,10 +53,10 @@ from services.reporting.replay import (
     BULK_TABLES,
     CONSUMER,
     LIVE,
-    PartDone,
     Partition,
     Replay,
     Taken,
+    WorkerDone,
     queue,
     refused,
     replay_in_worker,
@@ -224,7 +224,7 @@ async def replay_in_workers(
     partitions: list[Partition],
     workers: int,
     advanced: Callable[[int], None],
-) -> list[PartDone]:
+) -> list[WorkerDone]:
     """The partitions folded and copied here and by `workers - 1` worker processes (started meanwhile: a
     fresh interpreter takes a second to import), each taking the next partition of the queue when it is free;
     their progress counted as they go."""

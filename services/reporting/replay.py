@@ -430,7 +430,7 @@ def queue(starts: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, in
 
 
 @dataclass(frozen=True)
-class PartDone:
+class WorkerDone:
     """What one worker replayed."""
 
     applied: int
@@ -461,7 +461,7 @@ async def replay_partitions(
     partitions: Sequence[Partition],
     taken: Taken,
     advanced: Callable[[int], None],
-) -> PartDone:
+) -> WorkerDone:
     """Partitions of the queue, each taken when this process is free, folded and copied into the bare shadow
     (`Bulk`). The collector is paused meanwhile: nothing the fold makes is cyclic garbage, and what it held
     of a partition is let go by reference counts."""
@@ -486,12 +486,12 @@ async def replay_partitions(
     except asyncpg.PostgresError as error:
         if not refused(error):
             raise
-        return PartDone(replay.applied, replay.skipped, replay.failed, describe(error))
+        return WorkerDone(replay.applied, replay.skipped, replay.failed, describe(error))
     finally:
         gc.enable()
         await replay.stop()
         await engine.dispose()
-    return PartDone(replay.applied, replay.skipped, replay.failed)
+    return WorkerDone(replay.applied, replay.skipped, replay.failed)
 
 
 _progress: Any = None
@@ -504,7 +504,7 @@ def start_worker(progress: Any, taken: Any) -> None:
     _progress, _taken = progress, Taken(taken)
 
 
-def replay_in_worker(settings: CommonSettings, schema: str, partitions: Sequence[Partition]) -> PartDone:
+def replay_in_worker(settings: CommonSettings, schema: str, partitions: Sequence[Partition]) -> WorkerDone:
     """A worker process's whole task: partitions of the queue folded and copied into the bare shadow."""
     assert _taken is not None
 
