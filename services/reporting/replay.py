@@ -342,23 +342,26 @@ class Replay:
         return fetched
 
     async def _up_to_unreadable(self, tp: TopicPartition) -> list[Any]:
+        """The partition's records handed over one at a time from one fetch (a seek would fetch again, up to
+        `FETCH_BYTES` a record), up to the unreadable one, which is passed over; at most a batch of them."""
         consumer = self._consumer
         assert consumer is not None
         records: list[Any] = []
         offset = self._next[tp]
-        while True:
-            consumer.seek(tp, offset)
+        consumer.seek(tp, offset)
+        while len(records) < BATCH:
             try:
                 got = (await consumer.getmany(tp, timeout_ms=1000, max_records=1)).get(tp, [])
             except UNREADABLE:
                 self.skipped += 1
                 self._next[tp] = offset + 1
                 consumer.seek(tp, offset + 1)
-                return records
+                break
             if not got:
-                return records
+                break
             records += got
             offset = got[-1].offset + 1
+        return records
 
     def _parse(self, records: Iterable[Any]) -> list[Event[Any]]:
         """Records read as the live consumer reads them (`shared.consumer.read`); what it ignored or

@@ -12,7 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.fetch import FetchRequest
 from rich.console import Console
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,7 +29,7 @@ from shared.contract.consultation import ConsultationScreened, NoteAdded, NotePe
 from shared.contract.vocabulary import ScreeningDecision
 from tests.integration import events
 from tests.integration.conftest import Infra, TestHub, running
-from tests.support import wait_for
+from tests.support import key_for_partition, produce_with_undecodable_header_name, wait_for
 
 CONSULTATIONS = 300
 
@@ -174,6 +177,48 @@ async def test_a_row_the_database_refuses_makes_the_rebuild_careful_and_still_eq
         assert checked.careful, "a worker's COPY was refused, and the whole log replayed the careful way"
         assert checked.equal, (checked.live, checked.rebuilt)
         assert checked.rebuilt["timeline"].rows == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_an_unreadable_record_is_passed_over_by_the_rebuild_as_by_the_live_consumer(
+    infra: Infra, hub: TestHub, service_settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record aiokafka cannot decode, behind a few hundred others in its partition: the live consumer
+    dead-letters it, the rebuild passes over it and equals the live views. Reading up to it record by record
+    hands the records over from one fetch: a seek per record would fetch the partition again for each
+    (up to `FETCH_BYTES` every time, minutes and gigabytes on a long log)."""
+    settings = ReportingSettings(**service_settings)
+    app = create_app(settings)
+    engine = db.create_engine(settings, application_name="test")
+    await publish(infra, hub, CONSULTATIONS)
+    undecodable = events.submitted(hub.id)
+    await produce_with_undecodable_header_name(
+        infra.bootstrap, hub.topic, undecodable.to_bytes(), key=key_for_partition(0, 3), partition=0
+    )
+    await publish(infra, hub, 30)
+
+    async def projected() -> bool:
+        async with engine.connect() as connection:
+            found = await connection.scalar(select(func.count()).select_from(tables.ConsultationView))
+        return found == CONSULTATIONS + 30
+
+    fetches = 0
+    send = AIOKafkaClient.send
+
+    async def counted(client: AIOKafkaClient, node_id: int, request: Any, **options: Any) -> Any:
+        nonlocal fetches
+        fetches += isinstance(request, FetchRequest)
+        return await send(client, node_id, request, **options)
+
+    try:
+        async with running(app):
+            await wait_for(projected, timeout=60, what="the live views, past the unreadable record")
+        monkeypatch.setattr(AIOKafkaClient, "send", counted)
+        checked = await rebuild.rebuild(settings, check_only=True, workers=1, console=Console(quiet=True))
+        assert checked.equal, (checked.live, checked.rebuilt)
+        assert checked.rebuilt["consultations"].rows == CONSULTATIONS + 30, "the unreadable one passed over"
+        assert fetches <= 20, f"{fetches} fetches to read {checked.events} events of 3 partitions"
     finally:
         await engine.dispose()
 
