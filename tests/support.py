@@ -4,12 +4,13 @@ records too), bounded waits, received mail."""
 from __future__ import annotations
 
 import asyncio
-import mailbox
+import contextlib
 import os
 import struct
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from email import message_from_binary_file
 from email.message import Message
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -109,37 +110,47 @@ async def read_to_end(bootstrap: str, topic: str, *, timeout: float = 30) -> lis
     return records
 
 
-def mails_about(maildir: str, consultation_id: str) -> list[Message]:
-    """Messages the SMTP sink stored for one consultation."""
-    box = mailbox.Maildir(maildir, create=False)
-    return [message for message in box if message["X-Hubnet-Consultation"] == consultation_id]
-
-
 class NewMail:
-    """The messages the SMTP sink stores from the moment this is made on (told apart by Maildir key)."""
+    """The messages the SMTP sink stores in its Maildir from the moment this is made on (told apart by file
+    name). The test stack's Maildir outlives its runs and may hold hundreds of thousands of messages: those are
+    listed once, never read; each new message's headers are read once."""
 
     def __init__(self, maildir: str) -> None:
-        self._box = mailbox.Maildir(maildir, create=False)
-        self._before = set(self._box.keys())
+        self._dirs = [os.path.join(maildir, "new"), os.path.join(maildir, "cur")]
+        self._before = set(self._paths())
+        self._consultation: dict[str, str | None] = {}
+        """Each new message's X-Hubnet-Consultation, by its path."""
 
-    def _keys(self) -> list[str]:
-        return [key for key in self._box.iterkeys() if key not in self._before]
+    def _paths(self) -> list[str]:
+        return [os.path.join(folder, name) for folder in self._dirs for name in os.listdir(folder)]
+
+    def _new(self) -> dict[str, str | None]:
+        parser = BytesHeaderParser()
+        for path in self._paths():
+            if path not in self._before and path not in self._consultation:
+                with open(path, "rb") as handle:  # delivered whole: the sink writes to tmp/, then renames
+                    self._consultation[path] = parser.parse(handle)["X-Hubnet-Consultation"]
+        return self._consultation
 
     def per_consultation(self) -> Counter[str]:
-        """How many new messages each consultation got (X-Hubnet-Consultation); only headers are read."""
-        parser = BytesHeaderParser()
-        counts: Counter[str] = Counter()
-        for key in self._keys():
-            with self._box.get_file(key) as handle:
-                consultation = parser.parse(handle)["X-Hubnet-Consultation"]  # type: ignore[arg-type]
-            if consultation:
-                counts[consultation] += 1
-        return counts
+        """How many new messages each consultation got."""
+        return Counter(consultation for consultation in self._new().values() if consultation)
+
+    def about(self, consultation_id: str) -> list[Message]:
+        """The new messages about one consultation, read whole."""
+        found = []
+        for path, consultation in self._new().items():
+            if consultation == consultation_id:
+                with open(path, "rb") as handle:
+                    found.append(message_from_binary_file(handle))
+        return found
 
     def discard(self) -> None:
-        """Remove the new messages: the Maildir outlives a test run, and other tests read all of it."""
-        for key in self._keys():
-            self._box.discard(key)
+        """Remove the new messages: a fault test sends thousands, and the Maildir outlives the run."""
+        for path in self._new():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self._consultation.clear()
 
 
 def counter(registry: CollectorRegistry, name: str, **labels: str) -> float:

@@ -10,7 +10,7 @@ import pytest
 
 from shared import auth
 from tests.e2e.browser import browser, page  # noqa: F401  (fixtures: Chromium, a fresh page per test)
-from tests.support import stack_env
+from tests.support import NewMail, stack_env
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Stack:
     reporting: str
     bootstrap: str
     maildir: str
+    mail: NewMail
+    """What the SMTP sink stores from the session's start on."""
 
     def token(self, hub: str, subject: str = "e2e-staff") -> str:
         return auth.issue_staff_token(auth.signing_key(self.env), hub=hub, subject=subject)
@@ -41,6 +43,7 @@ def stack() -> Stack:
         env["HUBNET_REPORTING_URL"],
         env["HUBNET_KAFKA_BOOTSTRAP_SERVERS"],
         env["HUBNET_MAILDIR"],
+        NewMail(env["HUBNET_MAILDIR"]),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import Stack
-from tests.support import mails_about, wait_for
+from tests.support import wait_for
 
 
 def _request(language: str, email: str) -> dict[str, Any]:
@@ -71,7 +71,7 @@ async def test_consultation_appears_in_reporting_with_match_and_acknowledgement_
         "hubnet.notification.sent.v1",
     }
 
-    [mail] = mails_about(stack.maildir, consultation_id)  # exactly once
+    [mail] = stack.mail.about(consultation_id)  # exactly once
     assert mail["To"] == email
     assert mail["Content-Language"] == "ja"
     assert "ご相談を受け付けました" in str(make_header(decode_header(mail["Subject"])))
@@ -84,7 +84,7 @@ async def test_english_consultation_is_acknowledged_in_english(stack: Stack, htt
     consultation_id = response.json()["consultation_id"]
 
     async def mailed() -> list[Any]:
-        return mails_about(stack.maildir, consultation_id)
+        return stack.mail.about(consultation_id)
 
     [mail] = await wait_for(mailed, timeout=10, what="the acknowledgement email")
     assert mail["Content-Language"] == "en"

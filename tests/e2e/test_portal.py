@@ -19,7 +19,7 @@ from shared import i18n
 from shared.contract.vocabulary import ApplicantKind, DevelopmentStage, MeetingFormat, ProductKind, SupportField
 from tests.e2e.browser import check_page
 from tests.e2e.conftest import Stack
-from tests.support import mails_about, wait_for
+from tests.support import wait_for
 
 HUB = "pmda"  # a hub no other e2e test submits to
 MIN_FILL_S = 4.2  # intake's portal_min_fill_s, and a little more
@@ -122,7 +122,7 @@ async def test_applicant_submits_through_form_confirmation_and_completion_and_it
 
     # The acknowledgement gives the reference and the same page, by its own link.
     async def mailed() -> list[Message]:
-        return mails_about(stack.maildir, listed["id"])
+        return stack.mail.about(listed["id"])
 
     [mail] = await wait_for(mailed, timeout=15, what="the acknowledgement email")
     payload = mail.get_payload(decode=True)

@@ -13,7 +13,7 @@ from deploy.local.stack import gateway
 from shared import i18n
 from shared.http import TOO_MANY_REQUESTS
 from tests.e2e.conftest import Stack
-from tests.support import mails_about, wait_for
+from tests.support import wait_for
 
 ELSEWHERE = "127.0.0.2"
 
@@ -102,7 +102,7 @@ async def test_one_address_gets_at_most_five_acknowledgements_an_hour_though_eve
         ids.append(answer.json()["consultation_id"])
 
     await wait_for(lambda: _at_least(suppressed, before + 2), timeout=20, what="two acknowledgements suppressed")
-    assert sum(len(mails_about(stack.maildir, consultation_id)) for consultation_id in ids) == 5
+    assert sum(len(stack.mail.about(consultation_id)) for consultation_id in ids) == 5
 
 
 async def _at_least(probe: Callable[[], Awaitable[float]], value: float) -> bool:

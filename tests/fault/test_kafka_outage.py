@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 import httpx
+import pytest
 from aiokafka import ConsumerRecord
 
 from shared.contract.topics import consultations
@@ -26,6 +27,7 @@ def _intake_sequences(records: list[ConsumerRecord[Any, Any]], ids: set[str]) ->
     return sequences
 
 
+@pytest.mark.usefixtures("new_mail")  # the mail it causes, removed after it
 async def test_intake_accepts_while_kafka_is_down_and_outbox_drains_in_order_when_it_returns(
     stack: Stack, http: httpx.AsyncClient, control: StackControl
 ) -> None:

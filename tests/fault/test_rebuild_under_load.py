@@ -56,6 +56,7 @@ async def rebuild(stack: Stack, *args: str) -> tuple[int, str]:
 
 # Two replays of the whole log: a few seconds on a fresh stack, minutes on a long-lived one (the test
 # stack keeps its data between runs).
+@pytest.mark.usefixtures("new_mail")  # the mail it causes, removed after it
 @pytest.mark.timeout(900)
 async def test_rebuild_under_load_keeps_the_console_answering_and_equals_the_live_views(
     stack: Stack, http: httpx.AsyncClient
