@@ -275,10 +275,10 @@ async def replay_into(
     workers = workers_for(events, len(starts), most_workers)
     done = await replay_in_workers(settings, schema, queue(starts, ends), workers, advanced)
     replay.seek(ends)
-    replay.applied += sum(part.applied for part in done)
-    replay.skipped += sum(part.skipped for part in done)
-    replay.failed += sum(part.failed for part in done)
-    refused = [part.refused for part in done if part.refused is not None]
+    replay.applied += sum(worker.applied for worker in done)
+    replay.skipped += sum(worker.skipped for worker in done)
+    replay.failed += sum(worker.failed for worker in done)
+    refused = [worker.refused for worker in done if worker.refused is not None]
     if refused:
         raise BulkRefused(refused[0])
     return workers

@@ -78,14 +78,18 @@ class Bulk:
         self._changes: Mapping[str, Callable[[Any], handlers.Change]] = {
             projection.model.event_type: projection.change for projection in handlers.PROJECTIONS
         }
-        self._views: dict[uuid.UUID, dict[str, Any]] = {}
-        self._statuses: dict[uuid.UUID, domain.Status] = {}
-        self._seen: set[int] = set()  # event ids as integers (hashed in C, not by `UUID.__hash__`)
-        self._subjects: dict[str, uuid.UUID] = {}  # a consultation's events share their subject
+        self._fold_afresh()
         self._timeline: list[tuple[Any, ...]] = []
         self._copying: asyncio.Task[None] | None = None
         self.applied = 0
         self.failed = 0
+
+    def _fold_afresh(self) -> None:
+        """What the fold holds of one partition, let go (freed by reference counts, the collector paused)."""
+        self._views: dict[uuid.UUID, dict[str, Any]] = {}
+        self._statuses: dict[uuid.UUID, domain.Status] = {}
+        self._seen: set[int] = set()  # event ids as integers (hashed in C, not by `UUID.__hash__`)
+        self._subjects: dict[str, uuid.UUID] = {}  # a consultation's events share their subject
 
     @staticmethod
     async def prepare(connection: Any) -> None:
@@ -149,7 +153,7 @@ class Bulk:
         """The partition is read to its end: its views are complete. They are copied with the rest of its
         timeline while the next partition is folded; the fold starts afresh."""
         views = [tuple(map(view.get, _VIEW_COLUMNS)) for view in self._views.values()]
-        self._views, self._statuses, self._seen, self._subjects = {}, {}, set(), {}
+        self._fold_afresh()
         await self._start_copy(views)
 
     async def _start_copy(self, views: list[tuple[Any, ...]]) -> None:
@@ -167,8 +171,8 @@ class Bulk:
         await self._copy(tables.ConsultationView.__table__, views, columns=_VIEW_COLUMNS)
 
     def release(self) -> None:
-        """Drop what the fold holds (freed by reference counts, before the collector runs again)."""
-        self._views, self._statuses, self._seen, self._subjects = {}, {}, set(), {}
+        """Drop what the fold holds, and the timeline rows not yet copied."""
+        self._fold_afresh()
         self._timeline = []
 
     async def _copy(self, table: Any, rows: list[tuple[Any, ...]], *, columns: Sequence[str] = ()) -> None:
